@@ -1,0 +1,183 @@
+"""JWT claims validation (RFC 7519 sec. 4.1, 7.2; RFC 8725 sec. 3.8-3.11).
+
+Claims are always validated on decode; nothing here can be switched off, only
+configured. :class:`ClaimRules` is the frozen form of a caller's configuration, built
+and checked once; :meth:`ClaimRules.check` runs per token and allocates nothing on
+success.
+
+Boundaries (SECURITY_PROFILE R50-R52): a token is valid iff ``now < exp + leeway`` and
+``now >= nbf - leeway``, and ``iat`` may not lie more than ``leeway`` in the future.
+Registered claims are type-checked whenever present, including ``null``: time claims
+must be JSON numbers (a Python ``bool`` is not), ``iss``/``sub``/``jti`` strings,
+``aud`` a string or an array of strings. Strings compare by code point, with no
+normalisation (RFC 7519 sec. 2).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from tokenward.errors import (
+    ClaimError,
+    ConfigurationError,
+    ExpiredTokenError,
+    ImmatureTokenError,
+    InvalidTypeError,
+    MissingClaimError,
+)
+
+__all__ = ["MAX_LEEWAY", "ClaimRules", "normalize_typ", "to_timestamp"]
+
+MAX_LEEWAY = 300.0
+"""Leeway beyond five minutes is refused: clock skew is small; larger values hide bugs."""
+_MISSING: Any = object()
+
+
+def normalize_typ(typ: str) -> str:
+    """RFC 7515 sec. 4.1.9: media types compare case-insensitively, ``application/`` optional."""
+    lowered = typ.lower()
+    return lowered[12:] if lowered.startswith("application/") else lowered
+
+
+def to_timestamp(now: float | int | datetime | None) -> float:
+    """Turn ``now`` (Unix seconds, an aware datetime, or None for the clock) into seconds."""
+    if now is None:
+        return time.time()
+    if type(now) is int or type(now) is float:
+        if not math.isfinite(now):
+            raise ConfigurationError("now must be a finite number of seconds")
+        return now
+    if isinstance(now, datetime):
+        if now.tzinfo is None or now.utcoffset() is None:
+            raise ConfigurationError("now must be an aware datetime (naive times are ambiguous)")
+        return now.timestamp()
+    raise ConfigurationError("now must be Unix seconds, an aware datetime or None")
+
+
+def _strings(value: object, name: str) -> frozenset[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return frozenset((value,))
+    if not isinstance(value, Collection) or isinstance(value, bytes):
+        raise ConfigurationError(f"{name} must be a string or a collection of strings")
+    try:
+        values = frozenset(value)
+    except TypeError:
+        raise ConfigurationError(f"{name} must be strings") from None
+    if not values or not all(type(v) is str for v in values):
+        raise ConfigurationError(f"{name} must be non-empty strings")
+    return values
+
+
+def _numeric(claims: Mapping[str, Any], name: str) -> Any:
+    value = claims.get(name, _MISSING)
+    if value is _MISSING:
+        return None
+    kind = type(value)
+    if (kind is not int and kind is not float) or (kind is float and not math.isfinite(value)):
+        raise ClaimError(f"claim {name!r} must be a NumericDate", claim=name, reason="type")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRules:
+    """What a decoder expects of a token's claims and ``typ``; checked at construction.
+
+    >>> rules = ClaimRules.create(issuer="https://auth.example", audience="api")
+    >>> rules.check({"iss": "https://auth.example", "aud": "api", "exp": 20}, {}, now=10)
+    """
+
+    issuers: frozenset[str] | None = None
+    audiences: frozenset[str] | None = None
+    leeway: float = 0.0
+    typ: str | None = None
+    require: tuple[str, ...] = ()
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        issuer: str | Collection[str] | None = None,
+        audience: str | Collection[str] | None = None,
+        leeway: float | timedelta = 0,
+        typ: str | None = None,
+        require: Collection[str] = (),
+    ) -> ClaimRules:
+        """Validate a caller's settings and freeze them."""
+        if isinstance(leeway, timedelta):
+            leeway = leeway.total_seconds()
+        if type(leeway) not in (int, float) or not 0 <= leeway <= MAX_LEEWAY:
+            raise ConfigurationError(f"leeway must be between 0 and {MAX_LEEWAY:g} seconds")
+        if typ is not None and (type(typ) is not str or not typ):
+            raise ConfigurationError("typ must be a non-empty string")
+        if isinstance(require, str | bytes) or not all(type(r) is str for r in require):
+            raise ConfigurationError("require must be a collection of claim names")
+        return cls(
+            issuers=_strings(issuer, "issuer"),
+            audiences=_strings(audience, "audience"),
+            leeway=float(leeway),
+            typ=normalize_typ(typ) if typ is not None else None,
+            require=tuple(require),
+        )
+
+    def check_typ(self, header: Mapping[str, Any]) -> None:
+        """Refuse a header whose ``typ`` is not the expected one (RFC 8725 sec. 3.11)."""
+        if self.typ is not None:
+            typ = header.get("typ")
+            if type(typ) is not str or normalize_typ(typ) != self.typ:
+                raise InvalidTypeError("token typ is not the expected type")
+
+    def check(self, claims: Mapping[str, Any], header: Mapping[str, Any], *, now: float) -> None:
+        """Raise the first problem found with ``claims`` at time ``now``."""
+        if self.typ is not None:
+            self.check_typ(header)
+        leeway = self.leeway
+        exp = _numeric(claims, "exp")
+        if exp is not None and not now < exp + leeway:
+            raise ExpiredTokenError("token has expired", claim="exp", reason="expired")
+        nbf = _numeric(claims, "nbf")
+        if nbf is not None and now < nbf - leeway:
+            raise ImmatureTokenError("token is not valid yet", claim="nbf", reason="future")
+        iat = _numeric(claims, "iat")
+        if iat is not None and iat > now + leeway:
+            raise ImmatureTokenError("token was issued in the future", claim="iat", reason="future")
+        for name in ("iss", "sub", "jti"):
+            value = claims.get(name, "")
+            if type(value) is not str:
+                raise ClaimError(f"claim {name!r} must be a string", claim=name, reason="type")
+        if self.issuers is not None:
+            iss = claims.get("iss")
+            if iss is None:
+                raise MissingClaimError("token has no issuer", claim="iss", reason="missing")
+            if iss not in self.issuers:
+                raise ClaimError("token issuer is not accepted", claim="iss", reason="mismatch")
+        self._check_audience(claims.get("aud", _MISSING))
+        for name in self.require:
+            if claims.get(name) is None:
+                raise MissingClaimError(f"claim {name!r} is required", claim=name, reason="missing")
+
+    def _check_audience(self, aud: Any) -> None:
+        # RFC 7519 sec. 4.1.3: a token with an audience the recipient does not identify
+        # itself with MUST be rejected, so an unexpected aud is refused as well.
+        if aud is _MISSING:
+            if self.audiences is not None:
+                raise MissingClaimError("token has no audience", claim="aud", reason="missing")
+            return
+        if type(aud) is str:
+            values: list[Any] = [aud]
+        elif type(aud) is list and all(type(a) is str for a in aud):
+            values = aud
+        else:
+            raise ClaimError("claim 'aud' must be a string or strings", claim="aud", reason="type")
+        if self.audiences is None:
+            raise ClaimError(
+                "token has an audience but none is expected", claim="aud", reason="unexpected"
+            )
+        if self.audiences.isdisjoint(values):
+            raise ClaimError("token audience is not accepted", claim="aud", reason="mismatch")

@@ -1,0 +1,159 @@
+"""JWT (RFC 7519) over JWS compact serialization, with claims always validated.
+
+>>> from tokenward.jose import Key, jwt
+>>> key = Key.generate("ES256", kid="k1")
+>>> token = jwt.encode({"sub": "ada", "aud": "api", "exp": 2000}, key)
+>>> jwt.decode(token, key, algorithms=["ES256"], audience="api", now=1000)["sub"]
+'ada'
+
+``decode`` checks the signature and then the claims: ``exp``, ``nbf``, ``iat`` types
+and times, ``iss``, ``aud`` (a token with an audience is refused when none is
+expected), ``typ`` and required claims. There is no switch to skip any of them; the
+only way to look inside a token without verifying it is :func:`inspect_unverified`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from tokenward.errors import ConfigurationError, UnsupportedHeaderError
+from tokenward.jose._b64 import decode_checked
+from tokenward.jose._claims import ClaimRules, to_timestamp
+from tokenward.jose._compact import (
+    DEFAULT_MAX_SIZE,
+    HARD_MAX_SIZE,
+    allowlist,
+    check_max_size,
+    parse_header,
+    sign_compact,
+    split_compact,
+    verify_compact,
+)
+from tokenward.jose._json import dumps, loads_object
+from tokenward.jose._keys import Key
+from tokenward.jose._keyset import KeyResolver
+
+__all__ = [
+    "ClaimRules",
+    "UnverifiedJWT",
+    "decode",
+    "decode_with_header",
+    "encode",
+    "inspect_unverified",
+]
+
+_TIME_CLAIMS = ("exp", "nbf", "iat")
+
+
+def _check_outgoing(claims: Mapping[str, Any]) -> None:
+    # Producer rules (RFC 7519 sec. 4.1): never mint a token our own decoder refuses.
+    for name in _TIME_CLAIMS:
+        value = claims.get(name)
+        if value is not None and (type(value) not in (int, float) or not math.isfinite(value)):
+            raise ConfigurationError(f"claim {name!r} must be a number of seconds")
+    for name in ("iss", "sub", "jti"):
+        value = claims.get(name)
+        if value is not None and type(value) is not str:
+            raise ConfigurationError(f"claim {name!r} must be a string")
+    aud = claims.get("aud")
+    if (
+        aud is not None
+        and type(aud) is not str
+        and not (type(aud) is list and all(type(a) is str for a in aud))
+    ):
+        raise ConfigurationError("claim 'aud' must be a string or a list of strings")
+
+
+def encode(
+    claims: Mapping[str, Any],
+    key: Key,
+    *,
+    alg: str | None = None,
+    typ: str | None = "JWT",
+    headers: Mapping[str, Any] | None = None,
+) -> str:
+    """Sign ``claims`` as a JWT; ``typ`` goes in the header (``None`` leaves it out)."""
+    if not isinstance(claims, Mapping) or not all(type(k) is str for k in claims):
+        raise ConfigurationError("claims must be a mapping with string keys")
+    _check_outgoing(claims)
+    try:
+        payload = dumps(claims)
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(f"claims are not JSON-serialisable: {exc}") from None
+    extra: dict[str, Any] = {"typ": typ} if typ is not None else {}
+    if headers:
+        extra.update(headers)
+    return sign_compact(payload, key, alg, extra)
+
+
+def decode_with_header(
+    token: str | bytes,
+    key: Key | KeyResolver,
+    *,
+    algorithms: Collection[str],
+    rules: ClaimRules,
+    now: float | int | datetime | None = None,
+    max_size: int = DEFAULT_MAX_SIZE,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Verify and validate with prepared :class:`ClaimRules`; return ``(header, claims)``."""
+    if max_size != DEFAULT_MAX_SIZE:
+        check_max_size(max_size)
+    header, payload = verify_compact(token, key, allowlist(algorithms), max_size)
+    cty = header.get("cty")
+    if cty is not None and cty.upper() in ("JWT", "APPLICATION/JWT"):
+        # RFC 8725 sec. 2.8 / SECURITY_PROFILE R47: nested JWTs are never followed.
+        raise UnsupportedHeaderError("nested JWTs are not supported")
+    claims = loads_object(payload, "claims")
+    rules.check(claims, header, now=to_timestamp(now))
+    return header, claims
+
+
+def decode(
+    token: str | bytes,
+    key: Key | KeyResolver,
+    *,
+    algorithms: Collection[str],
+    issuer: str | Collection[str] | None = None,
+    audience: str | Collection[str] | None = None,
+    leeway: float | timedelta = 0,
+    typ: str | None = None,
+    require: Collection[str] = (),
+    now: float | int | datetime | None = None,
+    max_size: int = DEFAULT_MAX_SIZE,
+) -> dict[str, Any]:
+    """Verify a JWT and validate its claims; return the claims exactly as decoded.
+
+    ``now`` is Unix seconds or an aware datetime (default: the system clock).
+    ``issuer`` and ``audience`` accept one value or a collection of accepted values.
+    Raises :class:`~tokenward.errors.InvalidTokenError` subclasses for bad tokens and
+    :class:`~tokenward.errors.ConfigurationError` for bad arguments.
+    """
+    rules = ClaimRules.create(
+        issuer=issuer, audience=audience, leeway=leeway, typ=typ, require=require
+    )
+    return decode_with_header(
+        token, key, algorithms=algorithms, rules=rules, now=now, max_size=max_size
+    )[1]
+
+
+@dataclass(frozen=True, slots=True)
+class UnverifiedJWT:
+    """A JWT taken apart without verification. Nothing in it may be trusted."""
+
+    header: dict[str, Any]
+    claims: dict[str, Any]
+    signature: bytes
+
+
+def inspect_unverified(token: str | bytes) -> UnverifiedJWT:
+    """Show a JWT's header and claims WITHOUT verifying anything, for debugging only.
+
+    The result is not a verified token: never use it to make an access decision.
+    """
+    h64, p64, s64 = split_compact(token, HARD_MAX_SIZE)
+    header = parse_header(h64)
+    return UnverifiedJWT(header, loads_object(decode_checked(p64), "claims"), decode_checked(s64))

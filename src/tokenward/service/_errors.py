@@ -1,0 +1,70 @@
+"""Errors of the token service (they join the tree drawn in :mod:`tokenward.errors`).
+
+::
+
+    InvalidTokenError
+    ├── InvalidTypeError
+    │   └── WrongTokenTypeError   an access token used as a refresh token, or the reverse
+    ├── SessionRevokedTokenError  the token's session or user was revoked (deny list)
+    └── GrantError                a refresh token cannot be exchanged (OAuth invalid_grant)
+        ├── RefreshReuseError     an old refresh token came back: the session is revoked
+        ├── UnknownSessionError   no such session, or a token it never issued
+        ├── SessionExpiredError   the session passed its idle or absolute expiry
+        └── SessionRevokedError   the session was revoked earlier
+"""
+
+from __future__ import annotations
+
+from tokenward.errors import InvalidTokenError, InvalidTypeError
+
+__all__ = [
+    "GrantError",
+    "RefreshReuseError",
+    "SessionExpiredError",
+    "SessionRevokedError",
+    "SessionRevokedTokenError",
+    "UnknownSessionError",
+    "WrongTokenTypeError",
+]
+
+
+class WrongTokenTypeError(InvalidTypeError):
+    """The token is of the other kind (``token_type``/``typ``)."""
+
+    code = "wrong_token_type"
+
+
+class SessionRevokedTokenError(InvalidTokenError):
+    """The access token belongs to a revoked session or user (seen on the deny list)."""
+
+    code = "token_revoked"
+
+
+class GrantError(InvalidTokenError):
+    """A refresh token was refused by the store; OAuth's ``invalid_grant``."""
+
+    code = "invalid_grant"
+
+
+class RefreshReuseError(GrantError):
+    """A superseded refresh token was presented: reuse detected, session revoked."""
+
+    code = "refresh_reused"
+
+
+class UnknownSessionError(GrantError):
+    """The refresh token's session does not exist (or never issued this token)."""
+
+    code = "session_unknown"
+
+
+class SessionExpiredError(GrantError):
+    """The session passed its idle or absolute expiry."""
+
+    code = "session_expired"
+
+
+class SessionRevokedError(GrantError):
+    """The session was revoked before this refresh."""
+
+    code = "session_revoked"

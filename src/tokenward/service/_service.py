@@ -1,0 +1,448 @@
+"""The token service: sessions, access/refresh pairs, rotation, sliding and revocation.
+
+One login creates a session and an access/refresh pair. Access tokens are verified
+with no store I/O (:meth:`TokenService.verify_access`). A refresh verifies the refresh
+JWT first (garbage and expired tokens never reach the store), then makes exactly one
+atomic store call (:meth:`~tokenward.stores.base.SessionStore.rotate`), whose outcome
+decides: rotate, replay the same successor (grace window), or detect reuse and revoke
+the whole session. See ``docs/lifecycle.md`` for a worked example.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tokenward.errors import (
+    ConfigurationError,
+    InvalidTypeError,
+    MissingClaimError,
+)
+from tokenward.jose import ClaimRules, jwt
+from tokenward.service._clock import Clock, SystemClock
+from tokenward.service._deny import DenyList
+from tokenward.service._errors import (
+    GrantError,
+    RefreshReuseError,
+    SessionExpiredError,
+    SessionRevokedError,
+    SessionRevokedTokenError,
+    UnknownSessionError,
+    WrongTokenTypeError,
+)
+from tokenward.service._keyring import KeyRing
+from tokenward.service._policy import RESERVED_CLAIMS, TokenPolicy
+from tokenward.service._seal import open_successor, seal_successor
+from tokenward.stores.base import (
+    NewSession,
+    RevocationEvent,
+    RevocationKind,
+    RotateStatus,
+    Rotation,
+    SessionRecord,
+    SessionStore,
+)
+
+__all__ = ["AccessClaims", "Client", "TokenPair", "TokenService"]
+
+ACCESS_TYP = "at+jwt"
+REFRESH_TYP = "rt+jwt"
+_audit = logging.getLogger("tokenward.audit")
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """Who is logging in from where; stored with the session, shown in session lists."""
+
+    client_id: str = "default"
+    user_agent: str | None = None
+    ip: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPair:
+    """An access token and its refresh token, as handed to a client (RFC 6749 sec. 5.1)."""
+
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    scope: str
+    sid: str
+    refresh_expires_at: int
+    token_type: str = "Bearer"
+
+    def _to_bytes(self) -> bytes:
+        return json.dumps(
+            [self.access_token, self.refresh_token, self.expires_in, self.scope,
+             self.sid, self.refresh_expires_at],
+            separators=(",", ":"),
+        ).encode()  # fmt: skip
+
+    @classmethod
+    def _from_bytes(cls, data: bytes) -> TokenPair:
+        access, refresh, expires_in, scope, sid, refresh_exp = json.loads(data)
+        return cls(access, refresh, expires_in, scope, sid, refresh_exp)
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    """A verified access token's claims, typed; ``claims`` holds all of them as decoded."""
+
+    sub: str
+    sid: str
+    scopes: frozenset[str]
+    client_id: str | None
+    jti: str
+    iat: int
+    exp: int
+    claims: Mapping[str, Any] = field(repr=False)
+
+
+def _token_id() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def _hash(jti: str) -> bytes:
+    return hashlib.sha256(jti.encode()).digest()
+
+
+def _scope_text(scope: str | Sequence[str]) -> str:
+    items = scope.split() if isinstance(scope, str) else list(scope)
+    if not all(isinstance(s, str) and s and s.isprintable() and " " not in s for s in items):
+        raise ConfigurationError("scopes must be non-empty printable strings without spaces")
+    return " ".join(dict.fromkeys(items))
+
+
+class TokenService:
+    """Issue, refresh, verify, extend and revoke tokens over a :class:`SessionStore`.
+
+    Build it with :meth:`create`, which loads (or creates) the signing keys::
+
+        service = await TokenService.create(store, TokenPolicy(issuer=..., audience=...))
+        pair = await service.issue("ada", scope="read")
+        claims = service.verify_access(pair.access_token)
+        pair = await service.refresh(pair.refresh_token)
+    """
+
+    def __init__(
+        self,
+        store: SessionStore,
+        keyring: KeyRing,
+        policy: TokenPolicy,
+        *,
+        clock: Clock | None = None,
+        deny: DenyList | None = None,
+    ) -> None:
+        self.store = store
+        self.keyring = keyring
+        self.policy = policy
+        self.clock: Clock = clock or SystemClock()
+        self.deny = deny if deny is not None else DenyList()
+        self._access_rules = ClaimRules.create(
+            issuer=policy.issuer,
+            audience=policy.audience,
+            leeway=policy.leeway,
+            typ=ACCESS_TYP,
+            require=("exp", "iat", "sub", "sid", "jti"),
+        )
+        # Refresh tokens are decoded accepting both audiences, so that an access token
+        # presented as a refresh token gets the precise wrong_token_type error.
+        self._refresh_rules = ClaimRules.create(
+            issuer=policy.issuer,
+            audience=(policy.refresh_audience, policy.audience),
+            leeway=policy.leeway,
+            require=("exp", "iat", "sub", "sid", "jti"),
+        )
+        self._revocation_ttl = policy.access_lifetime + policy.leeway
+
+    @classmethod
+    async def create(
+        cls,
+        store: SessionStore,
+        policy: TokenPolicy,
+        *,
+        clock: Clock | None = None,
+        kek: bytes | None = None,
+    ) -> TokenService:
+        """Load the key ring from ``store`` (creating the first key) and build a service."""
+        clock = clock or SystemClock()
+        keyring = KeyRing(
+            store,
+            algorithm=policy.algorithm,
+            clock=clock,
+            retire_for=policy.refresh_lifetime + policy.leeway,
+            kek=kek,
+        )
+        await keyring.load()
+        return cls(store, keyring, policy, clock=clock)
+
+    # -- minting --------------------------------------------------------------------------
+
+    def _access_token(
+        self,
+        *,
+        sub: str,
+        sid: str,
+        scope: str,
+        client_id: str | None,
+        iat: int,
+        session_exp: int,
+        ext: Mapping[str, Any] | None = None,
+    ) -> tuple[str, int]:
+        exp = min(iat + int(self.policy.access_lifetime), session_exp)
+        claims: dict[str, Any] = dict(ext) if ext else {}
+        hook = self.policy.claims_hook
+        if hook is not None:
+            extra = dict(hook(sub, frozenset(scope.split())))
+            clash = RESERVED_CLAIMS & extra.keys()
+            if clash:
+                raise ConfigurationError(f"claims hook may not set {sorted(clash)}")
+            claims.update(extra)
+        claims.update(
+            iss=self.policy.issuer, sub=sub, aud=self.policy.audience, exp=exp, nbf=iat, iat=iat,
+            jti=_token_id(), sid=sid, scope=scope, token_type="access", session_exp=session_exp,
+        )  # fmt: skip
+        if client_id is not None:
+            claims["client_id"] = client_id
+        return jwt.encode(claims, self.keyring.current, typ=ACCESS_TYP), exp - iat
+
+    def _pair(
+        self,
+        *,
+        sub: str,
+        sid: str,
+        scope: str,
+        client_id: str | None,
+        generation: int,
+        iat: int,
+        session_exp: int,
+        ext: Mapping[str, Any] | None,
+    ) -> tuple[TokenPair, str]:
+        access, expires_in = self._access_token(
+            sub=sub, sid=sid, scope=scope, client_id=client_id, iat=iat,
+            session_exp=session_exp, ext=ext,
+        )  # fmt: skip
+        jti = _token_id()
+        refresh_exp = min(iat + int(self.policy.refresh_lifetime), session_exp)
+        refresh_claims: dict[str, Any] = {
+            "iss": self.policy.issuer, "sub": sub, "aud": self.policy.refresh_audience,
+            "exp": refresh_exp, "iat": iat, "jti": jti, "sid": sid, "gen": generation,
+            "scope": scope, "token_type": "refresh", "session_exp": session_exp,
+        }  # fmt: skip
+        if client_id is not None:
+            refresh_claims["client_id"] = client_id
+        if ext:
+            refresh_claims["ext"] = dict(ext)
+        refresh = jwt.encode(refresh_claims, self.keyring.current, typ=REFRESH_TYP)
+        return TokenPair(access, refresh, expires_in, scope, sid, refresh_exp), jti
+
+    async def issue(
+        self,
+        subject: str,
+        *,
+        scope: str | Sequence[str] = "",
+        client: Client | None = None,
+        claims: Mapping[str, Any] | None = None,
+    ) -> TokenPair:
+        """Create a session for ``subject`` (after the caller authenticated it) and a pair.
+
+        ``claims`` are extra access-token claims for this session; they are carried in
+        the (signed) refresh token so every refreshed access token has them too.
+        """
+        if not isinstance(subject, str) or not subject:
+            raise ConfigurationError("subject must be a non-empty string")
+        if claims is not None:
+            clash = RESERVED_CLAIMS & claims.keys()
+            if clash:
+                raise ConfigurationError(f"claims may not set {sorted(clash)}")
+        client = client or Client()
+        scope_text = _scope_text(scope)
+        now = self.clock.now()
+        iat = math.floor(now)
+        absolute = now + self.policy.absolute_lifetime
+        sid = secrets.token_urlsafe(16)
+        pair, jti = self._pair(
+            sub=subject, sid=sid, scope=scope_text, client_id=client.client_id, generation=0,
+            iat=iat, session_exp=math.floor(absolute), ext=claims,
+        )  # fmt: skip
+        await self.store.create_session(
+            NewSession(
+                sid=sid, sub=subject, created_at=now,
+                idle_expires_at=min(now + self.policy.idle_timeout, absolute),
+                absolute_expires_at=absolute, refresh_hash=_hash(jti), scope=scope_text,
+                client_id=client.client_id, user_agent=client.user_agent, ip=client.ip,
+            )
+        )  # fmt: skip
+        _audit.info("session_created", extra={"sid": sid, "sub": subject})
+        return pair
+
+    # -- verification (no store I/O) ----------------------------------------------------
+
+    def _decode(self, token: str | bytes, rules: ClaimRules, now: float) -> tuple[Any, Any]:
+        return jwt.decode_with_header(
+            token,
+            self.keyring.verification_keys,
+            algorithms=self.keyring.algorithms,
+            rules=rules,
+            now=now,
+        )
+
+    def verify_access(self, token: str | bytes) -> AccessClaims:
+        """Verify an access token with no store I/O: signature, claims, type, deny list."""
+        try:
+            _, claims = self._decode(token, self._access_rules, self.clock.now())
+        except InvalidTypeError:
+            # Signed by us but not typed at+jwt: a refresh token, or another kind.
+            raise WrongTokenTypeError("this is not an access token") from None
+        if claims.get("token_type") != "access":
+            raise WrongTokenTypeError("this is not an access token")
+        if self.deny.denies(claims):
+            raise SessionRevokedTokenError("the token's session has been revoked")
+        scope = claims.get("scope", "")
+        if type(scope) is not str:
+            raise MissingClaimError("claim 'scope' must be a string", claim="scope", reason="type")
+        client_id = claims.get("client_id")
+        return AccessClaims(
+            sub=claims["sub"], sid=str(claims["sid"]), scopes=frozenset(scope.split()),
+            client_id=client_id if type(client_id) is str else None, jti=claims["jti"],
+            iat=int(claims["iat"]), exp=int(claims["exp"]), claims=claims,
+        )  # fmt: skip
+
+    def extend(self, access_token: str | bytes) -> str | None:
+        """Sliding on action: a fresh access token once the presented one is past half its life.
+
+        Returns None while the token is in its first half, or when the session's absolute
+        expiry leaves nothing to extend. Never extends past the session's absolute expiry.
+        """
+        verified = self.verify_access(access_token)
+        now = self.clock.now()
+        if now < verified.iat + (verified.exp - verified.iat) / 2:
+            return None
+        session_exp = verified.claims.get("session_exp")
+        if type(session_exp) is not int:
+            return None
+        iat = math.floor(now)
+        if session_exp <= iat or verified.exp >= session_exp:
+            return None
+        token, _ = self._access_token(
+            sub=verified.sub, sid=verified.sid, scope=" ".join(sorted(verified.scopes)),
+            client_id=verified.client_id, iat=iat, session_exp=session_exp,
+            ext={k: v for k, v in verified.claims.items() if k not in RESERVED_CLAIMS},
+        )  # fmt: skip
+        return token
+
+    # -- refresh ------------------------------------------------------------------------
+
+    async def refresh(self, refresh_token: str | bytes) -> TokenPair:
+        """Rotate a refresh token: one atomic store call; see the module docstring."""
+        now = self.clock.now()
+        header, claims = self._decode(refresh_token, self._refresh_rules, now)
+        if header.get("typ") != REFRESH_TYP or claims.get("token_type") != "refresh":
+            raise WrongTokenTypeError("this is not a refresh token")
+        if claims.get("aud") != self.policy.refresh_audience:
+            raise WrongTokenTypeError("refresh tokens are addressed to the issuer")
+        sid, jti, gen = claims["sid"], claims["jti"], claims.get("gen")
+        session_exp, scope = claims.get("session_exp"), claims.get("scope", "")
+        client_id = claims.get("client_id")
+        ext = claims.get("ext")
+        if type(gen) is not int or type(session_exp) is not int or type(sid) is not str:
+            raise UnknownSessionError("refresh token claims are malformed")
+        iat = math.floor(now)
+        pair, successor_jti = self._pair(
+            sub=claims["sub"], sid=sid, scope=scope if type(scope) is str else "",
+            client_id=client_id if type(client_id) is str else None, generation=gen + 1,
+            iat=iat, session_exp=session_exp, ext=ext if type(ext) is dict else None,
+        )  # fmt: skip
+        sealed = seal_successor(jti, sid, gen + 1, pair._to_bytes())
+        result = await self.store.rotate(
+            Rotation(
+                sid=sid, generation=gen, presented_hash=_hash(jti),
+                successor_hash=_hash(successor_jti), successor_sealed=sealed, now=now,
+                idle_expires_at=min(now + self.policy.idle_timeout, float(session_exp)),
+                grace=self.policy.reuse_grace, event_expires_at=now + self._revocation_ttl,
+            )
+        )  # fmt: skip
+        status = result.status
+        if status is RotateStatus.ROTATED:
+            return pair
+        if status is RotateStatus.REPLAYED and result.sealed is not None:
+            opened = open_successor(jti, sid, gen + 1, result.sealed)
+            if opened is None:
+                raise UnknownSessionError("the stored successor does not match this token")
+            return TokenPair._from_bytes(opened)
+        if status is RotateStatus.REUSED:
+            self.deny.apply(
+                RevocationEvent(0, RevocationKind.SESSION, now, now + self._revocation_ttl, sid=sid)
+            )
+            _audit.warning(
+                "refresh_reuse_detected", extra={"sid": sid, "sub": claims["sub"], "gen": gen}
+            )
+            raise RefreshReuseError("refresh token reuse detected; the session is revoked")
+        errors: dict[RotateStatus, type[GrantError]] = {
+            RotateStatus.EXPIRED: SessionExpiredError,
+            RotateStatus.REVOKED: SessionRevokedError,
+        }
+        raise errors.get(status, UnknownSessionError)(f"refresh refused: session {status.value}")
+
+    # -- revocation and housekeeping -------------------------------------------------------
+
+    async def revoke_session(self, sid: str, *, reason: str = "revoked") -> bool:
+        """Revoke one session; its access tokens are denied here and, via the feed, everywhere."""
+        now = self.clock.now()
+        done = await self.store.revoke_session(
+            sid, now=now, reason=reason, event_expires_at=now + self._revocation_ttl
+        )
+        self.deny.apply(
+            RevocationEvent(0, RevocationKind.SESSION, now, now + self._revocation_ttl, sid=sid)
+        )
+        _audit.info("session_revoked", extra={"sid": sid, "reason": reason})
+        return done
+
+    async def revoke_user(self, sub: str, *, reason: str = "revoked") -> int:
+        """Revoke every session of ``sub`` and deny its access tokens issued before now."""
+        now = self.clock.now()
+        count = await self.store.revoke_user(
+            sub, now=now, reason=reason, event_expires_at=now + self._revocation_ttl
+        )
+        self.deny.apply(
+            RevocationEvent(0, RevocationKind.USER, now, now + self._revocation_ttl, sub=sub)
+        )
+        _audit.info("user_revoked", extra={"sub": sub, "reason": reason, "sessions": count})
+        return count
+
+    async def password_changed(self, sub: str) -> int:
+        """A user's password changed: revoke all of their sessions."""
+        return await self.revoke_user(sub, reason="password_changed")
+
+    async def revoke_all(self, *, reason: str = "revoked") -> int:
+        """Revoke every session and deny every access token issued before now."""
+        now = self.clock.now()
+        count = await self.store.revoke_all(
+            now=now, reason=reason, event_expires_at=now + self._revocation_ttl
+        )
+        self.deny.apply(RevocationEvent(0, RevocationKind.ALL, now, now + self._revocation_ttl))
+        _audit.warning("all_revoked", extra={"reason": reason, "sessions": count})
+        return count
+
+    async def list_sessions(self, sub: str) -> Sequence[SessionRecord]:
+        """``sub``'s active sessions, oldest first."""
+        return await self.store.list_sessions(sub, self.clock.now())
+
+    async def purge_expired(self, *, batch: int = 500) -> int:
+        """Delete expired sessions and events in batches of ``batch`` until none are left."""
+        if type(batch) is not int or not 0 < batch <= 10_000:
+            raise ConfigurationError("batch must be an int in 1..10000")
+        total = 0
+        now = self.clock.now()
+        while True:
+            deleted = await self.store.purge_expired(now=now, batch=batch)
+            total += deleted
+            if deleted == 0:
+                self.deny.prune(now)
+                return total

@@ -8,7 +8,9 @@ import socket
 import pytest
 
 REDIS_URL = os.environ.get("TOKENWARD_TEST_REDIS", "redis://127.0.0.1:6379/0")
-POSTGRES_DSN = os.environ.get("TOKENWARD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+POSTGRES_DSN = os.environ.get(
+    "TOKENWARD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
+)
 
 
 def _reachable(host: str, port: int) -> bool:

@@ -49,9 +49,13 @@ def to_timestamp(now: float | int | datetime | None) -> float:
     if now is None:
         return time.time()
     if type(now) is int or type(now) is float:
-        if not math.isfinite(now):
+        try:
+            seconds = float(now)
+        except OverflowError:
+            seconds = math.inf
+        if not math.isfinite(seconds):
             raise ConfigurationError("now must be a finite number of seconds")
-        return now
+        return seconds
     if isinstance(now, datetime):
         if now.tzinfo is None or now.utcoffset() is None:
             raise ConfigurationError("now must be an aware datetime (naive times are ambiguous)")
@@ -80,6 +84,8 @@ def _numeric(claims: Mapping[str, Any], name: str) -> Any:
     if value is _MISSING:
         return None
     kind = type(value)
+    # Integers are always finite; the strict parser never yields a non-finite float,
+    # but claims may come from elsewhere.
     if (kind is not int and kind is not float) or (kind is float and not math.isfinite(value)):
         raise ClaimError(f"claim {name!r} must be a NumericDate", claim=name, reason="type")
     return value
@@ -137,15 +143,18 @@ class ClaimRules:
         """Raise the first problem found with ``claims`` at time ``now``."""
         if self.typ is not None:
             self.check_typ(header)
-        leeway = self.leeway
+        # The bounds are computed on ``now`` (a float) and compared with the claim, so a
+        # huge integer claim compares exactly instead of overflowing a float conversion.
+        earliest = now - self.leeway
+        latest = now + self.leeway
         exp = _numeric(claims, "exp")
-        if exp is not None and not now < exp + leeway:
+        if exp is not None and not earliest < exp:
             raise ExpiredTokenError("token has expired", claim="exp", reason="expired")
         nbf = _numeric(claims, "nbf")
-        if nbf is not None and now < nbf - leeway:
+        if nbf is not None and latest < nbf:
             raise ImmatureTokenError("token is not valid yet", claim="nbf", reason="future")
         iat = _numeric(claims, "iat")
-        if iat is not None and iat > now + leeway:
+        if iat is not None and iat > latest:
             raise ImmatureTokenError("token was issued in the future", claim="iat", reason="future")
         for name in ("iss", "sub", "jti"):
             value = claims.get(name, "")

@@ -179,7 +179,7 @@ class Key:
         else:
             key._size = 0
         if alg is not None:
-            algorithm = ALGORITHMS.get(alg)
+            algorithm = ALGORITHMS.get(alg) if type(alg) is str else None
             if algorithm is None:
                 raise InvalidKeyError(f"{alg!r} is not a supported signature algorithm")
             problem = key._unfit(algorithm)
@@ -265,7 +265,7 @@ class Key:
         """
         if type(secret) is not bytes:
             raise InvalidKeyError("an HMAC secret must be bytes (random octets, not a password)")
-        algorithm = ALGORITHMS.get(alg)
+        algorithm = ALGORITHMS.get(alg) if type(alg) is str else None
         if algorithm is None or algorithm.family != "HMAC":
             raise InvalidKeyError(f"{alg!r} is not an HMAC algorithm")
         return cls._build("oct", alg=alg, kid=kid, secret=secret)
@@ -349,7 +349,7 @@ class Key:
         if not isinstance(jwk, Mapping):
             raise InvalidKeyError("a JWK must be a JSON object")
         kty = jwk.get("kty")
-        if kty not in _MEMBERS:
+        if type(kty) is not str or kty not in _MEMBERS:
             raise InvalidKeyError(f"JWK kty {kty!r} is not supported")
         for other, members in _MEMBERS.items():
             if other != kty:

@@ -53,7 +53,10 @@ def _check_outgoing(claims: Mapping[str, Any]) -> None:
     # Producer rules (RFC 7519 sec. 4.1): never mint a token our own decoder refuses.
     for name in _TIME_CLAIMS:
         value = claims.get(name)
-        if value is not None and (type(value) not in (int, float) or not math.isfinite(value)):
+        kind = type(value)
+        if value is not None and (
+            (kind is not int and kind is not float) or (kind is float and not math.isfinite(value))
+        ):
             raise ConfigurationError(f"claim {name!r} must be a number of seconds")
     for name in ("iss", "sub", "jti"):
         value = claims.get(name)

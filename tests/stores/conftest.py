@@ -12,7 +12,7 @@ from tests.conftest import POSTGRES_DSN, REDIS_URL, require_service
 from tokenward.stores.base import SessionStore
 from tokenward.stores.memory import MemoryStore
 
-BACKENDS = ["memory"]
+BACKENDS = ["memory", "sqlite", "redis", "postgres"]
 
 
 async def open_backend(name: str, tmp_path: Path) -> SessionStore:

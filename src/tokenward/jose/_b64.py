@@ -17,7 +17,7 @@ from tokenward.errors import MalformedTokenError
 __all__ = ["b64u_decode", "b64u_encode", "is_b64u"]
 
 _ALPHABET = re.compile(r"[A-Za-z0-9_-]*")
-_TO_STANDARD = str.maketrans("-_", "+/")
+_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 _FROM_STANDARD = bytes.maketrans(b"+/", b"-_")
 # For an encoded length of 4k+2 the last character carries 2 data bits, for 4k+3 it
 # carries 4; the remaining low bits must be zero in the canonical encoding.
@@ -25,7 +25,7 @@ _CANONICAL_LAST = {
     2: frozenset("AQgw"),
     3: frozenset("AEIMQUYcgkosw048"),
 }
-_PADDING = ("", "", "==", "=")
+_PADDING = (b"", b"", b"==", b"=")
 
 
 def b64u_encode(data: bytes) -> str:
@@ -50,7 +50,8 @@ def decode_checked(segment: str) -> bytes:
             raise MalformedTokenError("base64url text has an impossible length")
         if segment[-1] not in _CANONICAL_LAST[rem]:
             raise MalformedTokenError("base64url text has non-zero trailing bits")
-    return binascii.a2b_base64(segment.translate(_TO_STANDARD) + _PADDING[rem])
+    # bytes.translate with a 256-entry table is far cheaper than str.translate.
+    return binascii.a2b_base64(segment.encode("ascii").translate(_TO_STANDARD) + _PADDING[rem])
 
 
 def b64u_decode(text: str) -> bytes:

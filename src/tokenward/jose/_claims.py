@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -79,31 +78,42 @@ def _strings(value: object, name: str) -> frozenset[str] | None:
     return values
 
 
-def _numeric(claims: Mapping[str, Any], name: str) -> Any:
-    value = claims.get(name, _MISSING)
-    if value is _MISSING:
-        return None
-    kind = type(value)
-    # Integers are always finite; the strict parser never yields a non-finite float,
-    # but claims may come from elsewhere.
-    if (kind is not int and kind is not float) or (kind is float and not math.isfinite(value)):
-        raise ClaimError(f"claim {name!r} must be a NumericDate", claim=name, reason="type")
-    return value
+def _is_finite_float(value: object) -> bool:
+    return type(value) is float and math.isfinite(value)
 
 
-@dataclass(frozen=True, slots=True)
+def _time_type(name: str) -> ClaimError:
+    return ClaimError(f"claim {name!r} must be a NumericDate", claim=name, reason="type")
+
+
 class ClaimRules:
-    """What a decoder expects of a token's claims and ``typ``; checked at construction.
+    """What a decoder expects of a token's claims and ``typ``; immutable, checked once.
+
+    Build it with :meth:`create` (which validates) and derive variants with
+    :meth:`replace`. It is a plain slotted class rather than a frozen dataclass because
+    :func:`tokenward.jose.jwt.decode` builds one per call, and a frozen dataclass costs
+    several times more to construct.
 
     >>> rules = ClaimRules.create(issuer="https://auth.example", audience="api")
     >>> rules.check({"iss": "https://auth.example", "aud": "api", "exp": 20}, {}, now=10)
     """
 
-    issuers: frozenset[str] | None = None
-    audiences: frozenset[str] | None = None
-    leeway: float = 0.0
-    typ: str | None = None
-    require: tuple[str, ...] = ()
+    __slots__ = ("_audiences", "_issuers", "_leeway", "_require", "_typ")
+
+    def __init__(
+        self,
+        issuers: frozenset[str] | None,
+        audiences: frozenset[str] | None,
+        leeway: float,
+        typ: str | None,
+        require: tuple[str, ...],
+    ) -> None:
+        # Only create() and replace() call this, with validated values.
+        self._issuers = issuers
+        self._audiences = audiences
+        self._leeway = leeway
+        self._typ = typ
+        self._require = require
 
     @classmethod
     def create(
@@ -122,60 +132,129 @@ class ClaimRules:
             raise ConfigurationError(f"leeway must be between 0 and {MAX_LEEWAY:g} seconds")
         if typ is not None and (type(typ) is not str or not typ):
             raise ConfigurationError("typ must be a non-empty string")
-        if isinstance(require, str | bytes) or not all(type(r) is str for r in require):
+        if require and (
+            isinstance(require, str | bytes) or not all(type(r) is str for r in require)
+        ):
             raise ConfigurationError("require must be a collection of claim names")
         return cls(
-            issuers=_strings(issuer, "issuer"),
-            audiences=_strings(audience, "audience"),
-            leeway=float(leeway),
-            typ=normalize_typ(typ) if typ is not None else None,
-            require=tuple(require),
+            _strings(issuer, "issuer"),
+            _strings(audience, "audience"),
+            float(leeway),
+            normalize_typ(typ) if typ is not None else None,
+            tuple(require) if require else (),
+        )
+
+    def replace(self, **changes: Any) -> ClaimRules:
+        """A copy with some settings changed (same keywords as :meth:`create`)."""
+        current: dict[str, Any] = {
+            "issuer": self._issuers,
+            "audience": self._audiences,
+            "leeway": self._leeway,
+            "typ": self._typ,
+            "require": self._require,
+        }
+        unknown = changes.keys() - current.keys()
+        if unknown:
+            raise ConfigurationError(f"unknown claim rule settings: {sorted(unknown)}")
+        current.update(changes)
+        return ClaimRules.create(**current)
+
+    @property
+    def issuers(self) -> frozenset[str] | None:
+        """Accepted issuers, or None when ``iss`` is not checked."""
+        return self._issuers
+
+    @property
+    def audiences(self) -> frozenset[str] | None:
+        """Accepted audiences; None means a token with any ``aud`` is refused."""
+        return self._audiences
+
+    @property
+    def leeway(self) -> float:
+        """Seconds of clock skew allowed."""
+        return self._leeway
+
+    @property
+    def typ(self) -> str | None:
+        """Expected header ``typ`` (normalised), or None."""
+        return self._typ
+
+    @property
+    def require(self) -> tuple[str, ...]:
+        """Claims that must be present and non-null."""
+        return self._require
+
+    def __repr__(self) -> str:
+        return (
+            f"ClaimRules(issuers={self._issuers!r}, audiences={self._audiences!r}, "
+            f"leeway={self._leeway!r}, typ={self._typ!r}, require={self._require!r})"
         )
 
     def check_typ(self, header: Mapping[str, Any]) -> None:
         """Refuse a header whose ``typ`` is not the expected one (RFC 8725 sec. 3.11)."""
-        if self.typ is not None:
+        if self._typ is not None:
             typ = header.get("typ")
-            if type(typ) is not str or normalize_typ(typ) != self.typ:
+            if type(typ) is not str or normalize_typ(typ) != self._typ:
                 raise InvalidTypeError("token typ is not the expected type")
 
     def check(self, claims: Mapping[str, Any], header: Mapping[str, Any], *, now: float) -> None:
-        """Raise the first problem found with ``claims`` at time ``now``."""
-        if self.typ is not None:
+        """Raise the first problem found with ``claims`` at time ``now``.
+
+        This runs on every verification, so the checks are written out rather than
+        looped over; each is the rule stated in the module docstring.
+        """
+        if self._typ is not None:
             self.check_typ(header)
+        get = claims.get
         # The bounds are computed on ``now`` (a float) and compared with the claim, so a
         # huge integer claim compares exactly instead of overflowing a float conversion.
-        earliest = now - self.leeway
-        latest = now + self.leeway
-        exp = _numeric(claims, "exp")
-        if exp is not None and not earliest < exp:
-            raise ExpiredTokenError("token has expired", claim="exp", reason="expired")
-        nbf = _numeric(claims, "nbf")
-        if nbf is not None and latest < nbf:
-            raise ImmatureTokenError("token is not valid yet", claim="nbf", reason="future")
-        iat = _numeric(claims, "iat")
-        if iat is not None and iat > latest:
-            raise ImmatureTokenError("token was issued in the future", claim="iat", reason="future")
-        for name in ("iss", "sub", "jti"):
-            value = claims.get(name, "")
-            if type(value) is not str:
-                raise ClaimError(f"claim {name!r} must be a string", claim=name, reason="type")
-        if self.issuers is not None:
-            iss = claims.get("iss")
-            if iss is None:
+        earliest = now - self._leeway
+        latest = now + self._leeway
+        exp = get("exp", _MISSING)
+        if exp is not _MISSING:
+            if type(exp) is not int and not _is_finite_float(exp):
+                raise _time_type("exp")
+            if not earliest < exp:
+                raise ExpiredTokenError("token has expired", claim="exp", reason="expired")
+        nbf = get("nbf", _MISSING)
+        if nbf is not _MISSING:
+            if type(nbf) is not int and not _is_finite_float(nbf):
+                raise _time_type("nbf")
+            if latest < nbf:
+                raise ImmatureTokenError("token is not valid yet", claim="nbf", reason="future")
+        iat = get("iat", _MISSING)
+        if iat is not _MISSING:
+            if type(iat) is not int and not _is_finite_float(iat):
+                raise _time_type("iat")
+            if iat > latest:
+                raise ImmatureTokenError(
+                    "token was issued in the future", claim="iat", reason="future"
+                )
+        iss = get("iss", "")
+        if (
+            type(iss) is not str
+            or type(get("sub", "")) is not str
+            or type(get("jti", "")) is not str
+        ):
+            name = next(n for n in ("iss", "sub", "jti") if type(get(n, "")) is not str)
+            raise ClaimError(f"claim {name!r} must be a string", claim=name, reason="type")
+        if self._issuers is not None:
+            if "iss" not in claims:
                 raise MissingClaimError("token has no issuer", claim="iss", reason="missing")
-            if iss not in self.issuers:
+            if iss not in self._issuers:
                 raise ClaimError("token issuer is not accepted", claim="iss", reason="mismatch")
-        self._check_audience(claims.get("aud", _MISSING))
-        for name in self.require:
-            if claims.get(name) is None:
+        aud = get("aud", _MISSING)
+        if type(aud) is not str or self._audiences is None or aud not in self._audiences:
+            self._check_audience(aud)
+        for name in self._require:
+            if get(name) is None:
                 raise MissingClaimError(f"claim {name!r} is required", claim=name, reason="missing")
 
     def _check_audience(self, aud: Any) -> None:
         # RFC 7519 sec. 4.1.3: a token with an audience the recipient does not identify
         # itself with MUST be rejected, so an unexpected aud is refused as well.
         if aud is _MISSING:
-            if self.audiences is not None:
+            if self._audiences is not None:
                 raise MissingClaimError("token has no audience", claim="aud", reason="missing")
             return
         if type(aud) is str:
@@ -184,9 +263,9 @@ class ClaimRules:
             values = aud
         else:
             raise ClaimError("claim 'aud' must be a string or strings", claim="aud", reason="type")
-        if self.audiences is None:
+        if self._audiences is None:
             raise ClaimError(
                 "token has an audience but none is expected", claim="aud", reason="unexpected"
             )
-        if self.audiences.isdisjoint(values):
+        if self._audiences.isdisjoint(values):
             raise ClaimError("token audience is not accepted", claim="aud", reason="mismatch")

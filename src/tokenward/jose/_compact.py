@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Mapping
-from typing import Any
+from typing import Any, cast
 
 from tokenward.errors import (
     AlgorithmNotAllowedError,
@@ -63,7 +63,16 @@ def allowlist(algorithms: Collection[str]) -> frozenset[str]:
     There is no default (RFC 8725 sec. 3.1): it must be a non-empty collection of
     supported names. A bare string is refused, since ``"S256" in "HS256"`` is True.
     """
-    if isinstance(algorithms, str | bytes) or not isinstance(algorithms, Collection):
+    kind = type(algorithms)
+    if kind is frozenset:
+        ready = cast("frozenset[str]", algorithms)
+        if ready and ready <= _KNOWN:
+            return ready
+    if (
+        kind is not list
+        and kind is not tuple
+        and (isinstance(algorithms, str | bytes) or not isinstance(algorithms, Collection))
+    ):
         raise ConfigurationError("algorithms must be a list of names, such as ['ES256']")
     try:
         names = frozenset(algorithms)
@@ -169,7 +178,7 @@ def verify_compact(
         kid = header.get("kid")
         if kid is not None and key._kid is not None and kid != key._kid:
             raise KeyNotFoundError("token kid does not name the verification key")
-        verify = key.verifier_for(alg)
+        verify = key._verifiers.get(alg) or key.verifier_for(alg)
     elif isinstance(key, KeyResolver):
         verify = key.key_for(header).verifier_for(alg)
     else:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 from tokenward.errors import MalformedTokenError
@@ -51,6 +52,9 @@ _DECODER = json.JSONDecoder(
     object_pairs_hook=_pairs, parse_float=_finite_float, parse_constant=_constant
 )
 _decode = _DECODER.decode
+# The C scanner behind _DECODER; used directly for the common case of input with no
+# leading or trailing whitespace, which skips two regular-expression passes.
+_scan_once: Callable[[str, int], tuple[Any, int]] = getattr(_DECODER, "scan_once")  # noqa: B009
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
@@ -87,13 +91,20 @@ def loads_object(data: bytes, what: str) -> dict[str, Any]:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise MalformedTokenError(f"{what} is not valid UTF-8") from None
-    if text[:1] == "\ufeff":
+    if text.startswith("\ufeff"):
         raise MalformedTokenError(f"{what} starts with a byte order mark")
     # Fast path: fewer than MAX_DEPTH brackets in all cannot nest deeper than that.
     if (text.count("{") + text.count("[")) > MAX_DEPTH and _depth_exceeds(text, MAX_DEPTH):
         raise MalformedTokenError(f"{what} nests deeper than {MAX_DEPTH} levels")
     try:
-        value = _decode(text)
+        try:
+            value, end = _scan_once(text, 0)
+        except StopIteration:
+            end = -1
+        if end != len(text):
+            # Leading or trailing whitespace, trailing data, or no value at all: let the
+            # full decoder accept the whitespace or raise the precise error.
+            value = _decode(text)
     except MalformedTokenError as exc:
         raise MalformedTokenError(f"{what}: {exc.message}") from None
     except (ValueError, RecursionError):

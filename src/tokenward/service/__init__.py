@@ -5,7 +5,10 @@ from __future__ import annotations
 from tokenward.service._clock import Clock, SystemClock
 from tokenward.service._deny import DenyList
 from tokenward.service._errors import (
+    AuthenticationError,
     GrantError,
+    InvalidCredentialsError,
+    LoginThrottledError,
     RefreshReuseError,
     SessionExpiredError,
     SessionRevokedError,
@@ -13,25 +16,58 @@ from tokenward.service._errors import (
     UnknownSessionError,
     WrongTokenTypeError,
 )
+from tokenward.service._follower import RevocationFollower
 from tokenward.service._keyring import KeyRing
+from tokenward.service._keysources import (
+    JWKSFetchError,
+    KeyRingKeys,
+    KeySource,
+    RemoteJWKS,
+    StaticKeys,
+)
+from tokenward.service._passwords import Argon2Parameters, PasswordHasher
 from tokenward.service._policy import TokenPolicy
 from tokenward.service._service import AccessClaims, Client, TokenPair, TokenService
+from tokenward.service._users import ThrottlePolicy, UserService
+from tokenward.service._verifier import (
+    InsufficientScopeError,
+    RevocationFeedUnavailableError,
+    Verifier,
+    VerifierStats,
+)
 
 __all__ = [
     "AccessClaims",
+    "Argon2Parameters",
+    "AuthenticationError",
     "Client",
     "Clock",
     "DenyList",
     "GrantError",
+    "InsufficientScopeError",
+    "InvalidCredentialsError",
+    "JWKSFetchError",
     "KeyRing",
+    "KeyRingKeys",
+    "KeySource",
+    "LoginThrottledError",
+    "PasswordHasher",
     "RefreshReuseError",
+    "RemoteJWKS",
+    "RevocationFeedUnavailableError",
+    "RevocationFollower",
     "SessionExpiredError",
     "SessionRevokedError",
     "SessionRevokedTokenError",
+    "StaticKeys",
     "SystemClock",
+    "ThrottlePolicy",
     "TokenPair",
     "TokenPolicy",
     "TokenService",
     "UnknownSessionError",
+    "UserService",
+    "Verifier",
+    "VerifierStats",
     "WrongTokenTypeError",
 ]

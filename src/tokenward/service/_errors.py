@@ -11,14 +11,21 @@
         ├── UnknownSessionError   no such session, or a token it never issued
         ├── SessionExpiredError   the session passed its idle or absolute expiry
         └── SessionRevokedError   the session was revoked earlier
+    TokenwardError
+    └── AuthenticationError       a login failed
+        ├── InvalidCredentialsError   wrong password, unknown or disabled user (one error)
+        └── LoginThrottledError       too many failures; ``retry_after`` seconds to wait
 """
 
 from __future__ import annotations
 
-from tokenward.errors import InvalidTokenError, InvalidTypeError
+from tokenward.errors import InvalidTokenError, InvalidTypeError, TokenwardError
 
 __all__ = [
+    "AuthenticationError",
     "GrantError",
+    "InvalidCredentialsError",
+    "LoginThrottledError",
     "RefreshReuseError",
     "SessionExpiredError",
     "SessionRevokedError",
@@ -68,3 +75,25 @@ class SessionRevokedError(GrantError):
     """The session was revoked before this refresh."""
 
     code = "session_revoked"
+
+
+class AuthenticationError(TokenwardError):
+    """A login attempt failed."""
+
+    code = "authentication_failed"
+
+
+class InvalidCredentialsError(AuthenticationError):
+    """Wrong password, unknown user or disabled account: deliberately one error."""
+
+    code = "invalid_credentials"
+
+
+class LoginThrottledError(AuthenticationError):
+    """Too many failed logins for this account or address; retry after ``retry_after`` s."""
+
+    code = "login_throttled"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

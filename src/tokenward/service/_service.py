@@ -16,14 +16,10 @@ import logging
 import math
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from tokenward.errors import (
-    ConfigurationError,
-    InvalidTypeError,
-    MissingClaimError,
-)
+from tokenward.errors import ConfigurationError
 from tokenward.jose import ClaimRules, jwt
 from tokenward.service._clock import Clock, SystemClock
 from tokenward.service._deny import DenyList
@@ -32,13 +28,14 @@ from tokenward.service._errors import (
     RefreshReuseError,
     SessionExpiredError,
     SessionRevokedError,
-    SessionRevokedTokenError,
     UnknownSessionError,
     WrongTokenTypeError,
 )
 from tokenward.service._keyring import KeyRing
+from tokenward.service._keysources import KeyRingKeys
 from tokenward.service._policy import RESERVED_CLAIMS, TokenPolicy
 from tokenward.service._seal import open_successor, seal_successor
+from tokenward.service._verifier import AccessClaims, Verifier
 from tokenward.stores.base import (
     NewSession,
     RevocationEvent,
@@ -90,20 +87,6 @@ class TokenPair:
         return cls(access, refresh, expires_in, scope, sid, refresh_exp)
 
 
-@dataclass(frozen=True, slots=True)
-class AccessClaims:
-    """A verified access token's claims, typed; ``claims`` holds all of them as decoded."""
-
-    sub: str
-    sid: str
-    scopes: frozenset[str]
-    client_id: str | None
-    jti: str
-    iat: int
-    exp: int
-    claims: Mapping[str, Any] = field(repr=False)
-
-
 def _token_id() -> str:
     return secrets.token_urlsafe(32)
 
@@ -144,12 +127,15 @@ class TokenService:
         self.policy = policy
         self.clock: Clock = clock or SystemClock()
         self.deny = deny if deny is not None else DenyList()
-        self._access_rules = ClaimRules.create(
+        # The one verification path: the same Verifier a resource server uses, over this
+        # process's key ring (so rotation shows at once) and this service's deny list.
+        self.verifier = Verifier(
+            KeyRingKeys(keyring, clock=self.clock),
             issuer=policy.issuer,
             audience=policy.audience,
             leeway=policy.leeway,
-            typ=ACCESS_TYP,
-            require=("exp", "iat", "sub", "sid", "jti"),
+            clock=self.clock,
+            deny=self.deny,
         )
         # Refresh tokens are decoded accepting both audiences, so that an access token
         # presented as a refresh token gets the precise wrong_token_type error.
@@ -294,25 +280,11 @@ class TokenService:
         )
 
     def verify_access(self, token: str | bytes) -> AccessClaims:
-        """Verify an access token with no store I/O: signature, claims, type, deny list."""
-        try:
-            _, claims = self._decode(token, self._access_rules, self.clock.now())
-        except InvalidTypeError:
-            # Signed by us but not typed at+jwt: a refresh token, or another kind.
-            raise WrongTokenTypeError("this is not an access token") from None
-        if claims.get("token_type") != "access":
-            raise WrongTokenTypeError("this is not an access token")
-        if self.deny.denies(claims):
-            raise SessionRevokedTokenError("the token's session has been revoked")
-        scope = claims.get("scope", "")
-        if type(scope) is not str:
-            raise MissingClaimError("claim 'scope' must be a string", claim="scope", reason="type")
-        client_id = claims.get("client_id")
-        return AccessClaims(
-            sub=claims["sub"], sid=str(claims["sid"]), scopes=frozenset(scope.split()),
-            client_id=client_id if type(client_id) is str else None, jti=claims["jti"],
-            iat=int(claims["iat"]), exp=int(claims["exp"]), claims=claims,
-        )  # fmt: skip
+        """Verify an access token with no store I/O: signature, claims, type, deny list.
+
+        Delegates to :attr:`verifier` (verified-token cache included).
+        """
+        return self.verifier.verify(token)
 
     def extend(self, access_token: str | bytes) -> str | None:
         """Sliding on action: a fresh access token once the presented one is past half its life.

@@ -6,6 +6,9 @@ the chosen backend needs to be installed.
 
 from __future__ import annotations
 
+from typing import Protocol
+
+from tokenward.errors import ConfigurationError
 from tokenward.stores.base import (
     KeyRecord,
     KeyState,
@@ -19,8 +22,16 @@ from tokenward.stores.base import (
     SessionStore,
     StoreError,
     StoreUnavailableError,
+    UserExistsError,
+    UserRecord,
+    UserStore,
 )
 from tokenward.stores.memory import MemoryStore
+
+
+class Store(SessionStore, UserStore, Protocol):
+    """A backend that keeps both sessions and users (every backend does)."""
+
 
 __all__ = [
     "KeyRecord",
@@ -34,6 +45,44 @@ __all__ = [
     "Rotation",
     "SessionRecord",
     "SessionStore",
+    "Store",
     "StoreError",
     "StoreUnavailableError",
+    "UserExistsError",
+    "UserRecord",
+    "UserStore",
+    "open_store",
 ]
+
+
+async def open_store(url: str) -> Store:
+    """Open the store named by ``url``.
+
+    * ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` (the default);
+    * ``redis://host:port/db`` (``rediss://`` for TLS);
+    * ``postgresql://user@host:port/dbname``;
+    * ``memory://`` (nothing is kept; for demos and tests).
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ConfigurationError(f"store URL must look like scheme://..., got {url!r}")
+    if scheme == "sqlite":
+        path = rest[1:] if rest.startswith("/") else rest
+        if not path:
+            raise ConfigurationError("sqlite store URL needs a path: sqlite:///tokenward.db")
+        from tokenward.stores.sqlite import SQLiteStore
+
+        return await SQLiteStore.open(path)
+    if scheme in ("redis", "rediss"):
+        from tokenward.stores.redis import RedisStore
+
+        return await RedisStore.connect(url)
+    if scheme in ("postgresql", "postgres"):
+        from tokenward.stores.postgres import PostgresStore
+
+        return await PostgresStore.connect(url)
+    if scheme == "memory":
+        return MemoryStore()
+    raise ConfigurationError(
+        f"unsupported store scheme {scheme!r}: use sqlite, redis, postgresql or memory"
+    )

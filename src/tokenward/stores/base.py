@@ -23,7 +23,7 @@ so tests control time completely.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -34,6 +34,7 @@ __all__ = [
     "KeyState",
     "NewSession",
     "RevocationEvent",
+    "RevocationFeed",
     "RevocationKind",
     "RotateResult",
     "RotateStatus",
@@ -42,6 +43,9 @@ __all__ = [
     "SessionStore",
     "StoreError",
     "StoreUnavailableError",
+    "UserExistsError",
+    "UserRecord",
+    "UserStore",
 ]
 
 
@@ -58,6 +62,30 @@ class StoreUnavailableError(StoreError):
     """
 
     code = "store_unavailable"
+
+
+class UserExistsError(StoreError):
+    """A user with that name exists already."""
+
+    code = "user_exists"
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """A user account. ``sub`` is the stable subject put in tokens; ``username`` may change.
+
+    ``password_hash`` is an argon2id PHC string (never a password). ``scopes`` are the
+    scopes the user may be granted; ``admin`` allows the admin endpoints.
+    """
+
+    sub: str
+    username: str
+    password_hash: str
+    created_at: float
+    updated_at: float
+    scopes: tuple[str, ...] = ()
+    admin: bool = False
+    disabled: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,4 +309,57 @@ class SessionStore(Protocol):
 
     async def close(self) -> None:
         """Release connections. The store is unusable afterwards."""
+        ...
+
+
+@runtime_checkable
+class UserStore(Protocol):
+    """Accounts and login throttling, kept by the same backends as sessions."""
+
+    async def create_user(self, user: UserRecord) -> None:
+        """Store a new user; :class:`UserExistsError` if the username or sub is taken."""
+        ...
+
+    async def get_user(self, username: str) -> UserRecord | None:
+        """The user with this username (exact, case-sensitive match), or None."""
+        ...
+
+    async def list_users(self) -> Sequence[UserRecord]:
+        """All users, ordered by username."""
+        ...
+
+    async def update_user(self, user: UserRecord) -> bool:
+        """Replace the stored user with the same ``sub``; False if there is none."""
+        ...
+
+    async def record_failure(self, key: str, *, now: float, window: float) -> int:
+        """Count one failed login under ``key`` (an account or an address) and return the
+        failures within the current window; the count starts again ``window`` seconds
+        after the window's first failure. One atomic store operation.
+        """
+        ...
+
+    async def failures(self, key: str, *, now: float) -> tuple[int, float]:
+        """``(failures in the current window, when the window ends)``; ``(0, now)`` if none."""
+        ...
+
+    async def clear_failures(self, key: str) -> None:
+        """Forget the failures under ``key`` (after a successful login)."""
+        ...
+
+
+@runtime_checkable
+class RevocationFeed(Protocol):
+    """Revocation events as they happen, for verifiers (DESIGN.md, "Revocation without
+    per-request I/O")."""
+
+    def events(self, since: int, *, now: float) -> AsyncIterator[RevocationEvent]:
+        """Yield every unexpired event with ``seq > since``: first the snapshot
+        (:meth:`SessionStore.revocations_since`), then live events as they are recorded,
+        without gaps or duplicates across the switch. Subscribe before taking the
+        snapshot, so nothing recorded in between is lost.
+
+        Raises :class:`StoreUnavailableError` when the connection is lost; the caller
+        reconnects with the last ``seq`` it applied.
+        """
         ...

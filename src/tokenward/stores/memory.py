@@ -7,8 +7,9 @@ survives the process.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 
 from tokenward.stores.base import (
@@ -21,9 +22,11 @@ from tokenward.stores.base import (
     Rotation,
     SessionRecord,
     StoreError,
+    UserExistsError,
+    UserRecord,
 )
 
-__all__ = ["MemoryStore"]
+__all__ = ["MemoryFeed", "MemoryStore"]
 
 
 @dataclass(slots=True)
@@ -46,6 +49,9 @@ class MemoryStore:
         self._events: list[RevocationEvent] = []
         self._seq = itertools.count(1)
         self._keys: dict[str, KeyRecord] = {}
+        self._users: dict[str, UserRecord] = {}
+        self._listeners: set[asyncio.Queue[RevocationEvent]] = set()
+        self._failures: dict[str, tuple[int, float]] = {}
         self.operations = 0
 
     async def create_session(self, session: NewSession) -> None:
@@ -102,9 +108,18 @@ class MemoryStore:
             return RotateResult(RotateStatus.REUSED, row.record)
         return RotateResult(RotateStatus.UNKNOWN)
 
+    def _record(self, event: RevocationEvent) -> None:
+        self._events.append(event)
+        for queue in self._listeners:
+            queue.put_nowait(event)
+
+    def revocation_feed(self) -> MemoryFeed:
+        """The in-process feed of this store's revocation events."""
+        return MemoryFeed(self)
+
     def _revoke(self, row: _Row, now: float, reason: str, expires_at: float) -> None:
         row.record = replace(row.record, revoked_at=now, revoked_reason=reason)
-        self._events.append(
+        self._record(
             RevocationEvent(
                 seq=next(self._seq),
                 kind=RevocationKind.SESSION,
@@ -149,7 +164,7 @@ class MemoryStore:
     ) -> int:
         self.operations += 1
         count = self._revoke_many(sub, now, reason)
-        self._events.append(
+        self._record(
             RevocationEvent(
                 next(self._seq), RevocationKind.USER, now, event_expires_at, sub=sub, reason=reason
             )
@@ -159,7 +174,7 @@ class MemoryStore:
     async def revoke_all(self, *, now: float, reason: str, event_expires_at: float) -> int:
         self.operations += 1
         count = self._revoke_many(None, now, reason)
-        self._events.append(
+        self._record(
             RevocationEvent(
                 next(self._seq), RevocationKind.ALL, now, event_expires_at, reason=reason
             )
@@ -197,5 +212,71 @@ class MemoryStore:
         self.operations += 1
         return self._keys.pop(kid, None) is not None
 
+    async def create_user(self, user: UserRecord) -> None:
+        self.operations += 1
+        taken = any(u.sub == user.sub for u in self._users.values())
+        if user.username in self._users or taken:
+            raise UserExistsError("a user with that name exists already")
+        self._users[user.username] = user
+
+    async def get_user(self, username: str) -> UserRecord | None:
+        self.operations += 1
+        return self._users.get(username)
+
+    async def list_users(self) -> Sequence[UserRecord]:
+        self.operations += 1
+        return sorted(self._users.values(), key=lambda u: u.username)
+
+    async def update_user(self, user: UserRecord) -> bool:
+        self.operations += 1
+        for name, existing in self._users.items():
+            if existing.sub == user.sub:
+                if name != user.username and user.username in self._users:
+                    raise UserExistsError("a user with that name exists already")
+                del self._users[name]
+                self._users[user.username] = user
+                return True
+        return False
+
+    async def record_failure(self, key: str, *, now: float, window: float) -> int:
+        self.operations += 1
+        count, ends = self._failures.get(key, (0, now))
+        if now >= ends:
+            count, ends = 0, now + window
+        self._failures[key] = (count + 1, ends)
+        return count + 1
+
+    async def failures(self, key: str, *, now: float) -> tuple[int, float]:
+        self.operations += 1
+        count, ends = self._failures.get(key, (0, now))
+        return (count, ends) if now < ends else (0, now)
+
+    async def clear_failures(self, key: str) -> None:
+        self.operations += 1
+        self._failures.pop(key, None)
+
     async def close(self) -> None:
         self._sessions.clear()
+
+
+class MemoryFeed:
+    """In-process :class:`~tokenward.stores.base.RevocationFeed` over a :class:`MemoryStore`."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self._store = store
+
+    async def events(self, since: int, *, now: float) -> AsyncIterator[RevocationEvent]:
+        queue: asyncio.Queue[RevocationEvent] = asyncio.Queue()
+        self._store._listeners.add(queue)
+        try:
+            last = since
+            for event in await self._store.revocations_since(since, now=now):
+                last = event.seq
+                yield event
+            while True:
+                event = await queue.get()
+                if event.seq > last:
+                    last = event.seq
+                    yield event
+        finally:
+            self._store._listeners.discard(queue)

@@ -1,0 +1,181 @@
+"""User accounts: creation, password login with throttling, password changes, disabling.
+
+Login answers one error for a wrong password, an unknown user and a disabled account
+(:class:`InvalidCredentialsError`), and spends the same argon2 time on each. Failures
+are counted per account and per client address in the store, so several server
+processes throttle as one; past the limit the answer is :class:`LoginThrottledError`
+with the seconds until the window ends (the HTTP layer's ``Retry-After``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from tokenward.errors import ConfigurationError
+from tokenward.service._errors import InvalidCredentialsError, LoginThrottledError
+from tokenward.service._passwords import PasswordHasher
+from tokenward.service._service import Client, TokenPair, TokenService
+from tokenward.stores.base import UserRecord, UserStore
+
+__all__ = ["ThrottlePolicy", "UserService"]
+
+_USERNAME = re.compile(r"[A-Za-z0-9._@+-]{1,64}")
+_SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")  # RFC 6749 sec. 3.3 scope-token
+_audit = logging.getLogger("tokenward.audit")
+
+
+@dataclass(frozen=True, slots=True)
+class ThrottlePolicy:
+    """Failed logins allowed per window, per account and per client address."""
+
+    window: float = 900.0
+    per_account: int = 5
+    per_address: int = 50
+
+    def __post_init__(self) -> None:
+        if not self.window > 0 or self.per_account < 1 or self.per_address < 1:
+            raise ConfigurationError("throttle window and limits must be positive")
+
+
+def _check_scopes(scopes: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(scopes, str) or not all(
+        isinstance(s, str) and _SCOPE.fullmatch(s) for s in scopes
+    ):
+        raise ConfigurationError("scopes must be a list of RFC 6749 scope tokens")
+    return tuple(dict.fromkeys(scopes))
+
+
+class UserService:
+    """Accounts over a :class:`UserStore`, issuing sessions through a :class:`TokenService`."""
+
+    def __init__(
+        self,
+        store: UserStore,
+        tokens: TokenService,
+        *,
+        hasher: PasswordHasher | None = None,
+        throttle: ThrottlePolicy | None = None,
+    ) -> None:
+        self.store = store
+        self.tokens = tokens
+        self.hasher = hasher or PasswordHasher()
+        self.throttle = throttle or ThrottlePolicy()
+
+    async def create_user(
+        self, username: str, password: str, *, scopes: Sequence[str] = (), admin: bool = False
+    ) -> UserRecord:
+        """Create an account; the password is hashed with argon2id, never stored."""
+        if not isinstance(username, str) or not _USERNAME.fullmatch(username):
+            raise ConfigurationError("a username is 1-64 of letters, digits and . _ @ + -")
+        now = self.tokens.clock.now()
+        user = UserRecord(
+            sub="u-" + secrets.token_urlsafe(12),
+            username=username,
+            password_hash=self.hasher.hash(password),
+            created_at=now,
+            updated_at=now,
+            scopes=_check_scopes(scopes),
+            admin=admin,
+        )
+        await self.store.create_user(user)
+        _audit.info("user_created", extra={"sub": user.sub, "admin": admin})
+        return user
+
+    async def get_user(self, username: str) -> UserRecord | None:
+        """The account with this username, or None."""
+        return await self.store.get_user(username)
+
+    async def list_users(self) -> Sequence[UserRecord]:
+        """Every account, by username."""
+        return await self.store.list_users()
+
+    async def _require(self, username: str) -> UserRecord:
+        user = await self.store.get_user(username)
+        if user is None:
+            raise ConfigurationError(f"no user named {username!r}")
+        return user
+
+    async def authenticate(
+        self, username: str, password: str, *, address: str | None
+    ) -> UserRecord:
+        """Check a password under the throttle; return the account or raise."""
+        now = self.tokens.clock.now()
+        keys = [("acct:" + username, self.throttle.per_account)]
+        if address:
+            keys.append(("addr:" + address, self.throttle.per_address))
+        for key, limit in keys:
+            count, ends = await self.store.failures(key, now=now)
+            if count >= limit:
+                _audit.warning("login_throttled", extra={"key_kind": key.split(":", 1)[0]})
+                raise LoginThrottledError("too many failed logins", retry_after=max(ends - now, 1))
+        user = await self.store.get_user(username) if _USERNAME.fullmatch(username) else None
+        ok = self.hasher.verify(user.password_hash if user else None, password)
+        if user is None or not ok or user.disabled:
+            for key, _ in keys:
+                await self.store.record_failure(key, now=now, window=self.throttle.window)
+            _audit.warning("login_failed", extra={"sub": user.sub if user else None})
+            raise InvalidCredentialsError("invalid username or password")
+        await self.store.clear_failures(keys[0][0])
+        if self.hasher.needs_rehash(user.password_hash):
+            user = replace(user, password_hash=self.hasher.hash(password), updated_at=now)
+            await self.store.update_user(user)
+        return user
+
+    async def login(
+        self,
+        username: str,
+        password: str,
+        *,
+        scope: Sequence[str] | None = None,
+        client: Client | None = None,
+    ) -> TokenPair:
+        """Password login: authenticate, then issue a session with the granted scopes.
+
+        ``scope`` narrows the grant to the requested scopes the user holds; ``None`` grants
+        all of the user's scopes (RFC 6749 sec. 3.3 lets the server pick a default).
+        """
+        address = client.ip if client else None
+        user = await self.authenticate(username, password, address=address)
+        granted = user.scopes if scope is None else tuple(s for s in scope if s in user.scopes)
+        if user.admin and (scope is None or "admin" in scope):
+            granted = (*granted, "admin") if "admin" not in granted else granted
+        pair = await self.tokens.issue(user.sub, scope=granted, client=client)
+        _audit.info("login_succeeded", extra={"sub": user.sub, "sid": pair.sid})
+        return pair
+
+    async def set_password(self, username: str, password: str) -> int:
+        """Change a password and revoke every session of the user; return how many."""
+        user = await self._require(username)
+        now = self.tokens.clock.now()
+        await self.store.update_user(
+            replace(user, password_hash=self.hasher.hash(password), updated_at=now)
+        )
+        return await self.tokens.password_changed(user.sub)
+
+    async def set_disabled(self, username: str, disabled: bool = True) -> int:
+        """Disable (or enable) an account; disabling revokes its sessions."""
+        user = await self._require(username)
+        await self.store.update_user(
+            replace(user, disabled=disabled, updated_at=self.tokens.clock.now())
+        )
+        if disabled:
+            return await self.tokens.revoke_user(user.sub, reason="disabled")
+        return 0
+
+    async def set_scopes(
+        self, username: str, scopes: Sequence[str], *, admin: bool | None = None
+    ) -> UserRecord:
+        """Replace a user's scopes (and admin flag); takes effect at the next login."""
+        user = await self._require(username)
+        updated = replace(
+            user,
+            scopes=_check_scopes(scopes),
+            admin=user.admin if admin is None else admin,
+            updated_at=self.tokens.clock.now(),
+        )
+        await self.store.update_user(updated)
+        return updated

@@ -1,0 +1,458 @@
+"""The embedded default store: one SQLite file, shared by every process on a host.
+
+Data layout (see :mod:`tokenward.stores._sqlite_schema` for the DDL and migrations):
+
+* ``sessions``: one row per session, keyed by ``sid``, holding the public
+  :class:`~tokenward.stores.base.SessionRecord` fields plus the SHA-256 digests of the
+  current and previous refresh-token ``jti``, the time of the last rotation and the
+  sealed successor pair. Indexed on ``(sub, created_at)`` for listing and revoking a
+  user's sessions, and on ``min(idle_expires_at, absolute_expires_at)`` for purging.
+* ``revocations``: the revocation feed. ``seq`` is an ``AUTOINCREMENT`` rowid, so it
+  only grows and is never reused; verifiers poll it with one ``seq > ?`` range search
+  on the rowid per interval (DESIGN.md, "Revocation without per-request I/O").
+* ``signing_keys``: the key ring, keyed by ``kid``.
+* ``users``: accounts, keyed by ``sub``, with a unique index on ``username`` (exact,
+  case-sensitive); ``scopes`` is a JSON array. Unique violations become
+  :class:`~tokenward.stores.base.UserExistsError`.
+* ``login_failures``: the login-throttling counters, one fixed window per key
+  (``count``, ``window_ends``); :meth:`SQLiteStore.record_failure` reads, resets or
+  increments and returns the count in one ``INSERT ... ON CONFLICT DO UPDATE ...
+  RETURNING``, so concurrent failures from any process are each counted once.
+
+Why it is atomic: every method that writes runs as one ``BEGIN IMMEDIATE`` transaction
+(:func:`~tokenward.stores._sqlite_schema.immediate`). ``BEGIN IMMEDIATE`` takes the
+file's single write lock *before* reading, so a rotation reads the row, decides, writes
+the row and, on reuse, appends the revocation event, while no other connection in any
+process can write; concurrent rotations of one token line up, the first wins
+(``ROTATED``) and the others see its result (``REPLAYED``). A failure anywhere rolls
+the whole transaction back, so a failed call changes nothing. WAL mode lets readers
+(``get_session``, the verifiers' polls) proceed while a writer holds the lock.
+
+Round trips: each public method is one job on the store's own single-thread executor
+and one transaction (or one ``SELECT``), counted as one operation in ``operations``.
+The event loop never blocks on the file; the one connection is only ever touched from
+that thread, which also serializes the calls made through one store instance.
+
+Failures: a database that stays locked past the busy timeout, or that cannot be opened
+or written (I/O error, disk full), raises
+:class:`~tokenward.stores.base.StoreUnavailableError`; other SQLite errors raise
+:class:`~tokenward.stores.base.StoreError`. Messages carry SQLite's error name and text,
+which never include bound values (hashes, sealed pairs, key material). Nothing is logged.
+
+Durability: ``synchronous=NORMAL`` in WAL mode survives a crash of the application; a
+power loss (or an OS crash) may undo the most recent transactions, whole and in order,
+never half of one. An undone rotation makes the client's newest refresh token unknown
+(``invalid_grant``: the user signs in again); an undone revocation must be repeated.
+
+A call whose awaiting task is cancelled still runs to its end on the store's thread:
+cancellation stops the waiting, not the transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import os
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tokenward.errors import ConfigurationError
+from tokenward.stores import _sqlite_schema as sql
+from tokenward.stores.base import (
+    KeyRecord,
+    NewSession,
+    RevocationEvent,
+    RevocationKind,
+    RotateResult,
+    RotateStatus,
+    Rotation,
+    SessionRecord,
+    StoreError,
+    StoreUnavailableError,
+    UserExistsError,
+    UserRecord,
+)
+
+__all__ = ["SQLiteStore"]
+
+T = TypeVar("T")
+A = TypeVar("A")
+
+# SQLite primary result codes meaning "the file cannot be used right now": BUSY and
+# LOCKED (another connection holds the lock past the busy timeout), NOMEM, INTERRUPT,
+# IOERR, FULL, CANTOPEN and PROTOCOL. A later retry may succeed.
+_UNAVAILABLE_CODES = frozenset({5, 6, 7, 9, 10, 13, 14, 15})
+# Extended result codes of a taken key: SQLITE_CONSTRAINT_PRIMARYKEY (users.sub) and
+# SQLITE_CONSTRAINT_UNIQUE (users_by_username). Other constraint failures are not the
+# caller's "exists already" and stay StoreError.
+_TAKEN_CODES = frozenset({1555, 2067})
+
+
+class SQLiteStore:
+    """A :class:`~tokenward.stores.base.SessionStore` and
+    :class:`~tokenward.stores.base.UserStore` in one SQLite file.
+
+    Open it with :meth:`open`; several stores, in one process or many, may share a file.
+    ``operations`` counts store round trips (one per method call).
+
+    Example::
+
+        store = await SQLiteStore.open("/var/lib/tokenward/sessions.db")
+        try:
+            record = await store.get_session(sid)
+        finally:
+            await store.close()
+    """
+
+    def __init__(
+        self, connection: sqlite3.Connection, executor: ThreadPoolExecutor, path: str
+    ) -> None:
+        """Wrap an open, migrated connection; use :meth:`open` rather than this."""
+        self._connection = connection
+        self._executor = executor
+        self._path = path
+        self._closed = False
+        self.operations = 0
+
+    @classmethod
+    async def open(cls, path: str | os.PathLike[str], *, timeout: float = 5.0) -> SQLiteStore:
+        """Open (creating if needed) and migrate the database file at ``path``.
+
+        The connection uses WAL mode, ``synchronous=NORMAL``, foreign keys, and waits up
+        to ``timeout`` seconds for a lock held by another connection before a call
+        raises :class:`StoreUnavailableError`. ``path`` must name a file (WAL mode needs
+        one; ``:memory:`` is refused, use the memory store instead).
+        """
+        if not timeout > 0:
+            raise ConfigurationError("the SQLite busy timeout must be positive")
+        filename = os.fspath(path)
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenward-sqlite")
+        loop = asyncio.get_running_loop()
+        try:
+            connection = await loop.run_in_executor(
+                executor, _guarded, partial(_connect, timeout=timeout), filename
+            )
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
+        return cls(connection, executor, filename)
+
+    @property
+    def path(self) -> str:
+        """The database file."""
+        return self._path
+
+    async def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        if self._closed:
+            raise StoreError("the SQLite store is closed")
+        self.operations += 1
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, _guarded, work, self._connection)
+
+    async def _query(self, statement: str, parameters: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        return await self._call(partial(_fetch_all, statement=statement, parameters=parameters))
+
+    async def _write(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._call(partial(sql.immediate, body=body))
+
+    async def create_session(self, session: NewSession) -> None:
+        await self._write(partial(_create_session, session=session))
+
+    async def rotate(self, rotation: Rotation) -> RotateResult:
+        return await self._write(partial(_rotate, rotation=rotation))
+
+    async def get_session(self, sid: str) -> SessionRecord | None:
+        rows = await self._query(sql.SELECT_SESSION, (sid,))
+        return sql.record(rows[0]) if rows else None
+
+    async def list_sessions(self, sub: str, now: float) -> Sequence[SessionRecord]:
+        rows = await self._query(sql.SELECT_ACTIVE_OF_SUB, (sub, now, now))
+        return [sql.record(row) for row in rows]
+
+    async def revoke_session(
+        self, sid: str, *, now: float, reason: str, event_expires_at: float
+    ) -> bool:
+        return await self._write(
+            partial(_revoke_session, sid=sid, now=now, reason=reason, expires_at=event_expires_at)
+        )
+
+    async def revoke_user(
+        self, sub: str, *, now: float, reason: str, event_expires_at: float
+    ) -> int:
+        return await self._write(
+            partial(_revoke_many, sub=sub, now=now, reason=reason, expires_at=event_expires_at)
+        )
+
+    async def revoke_all(self, *, now: float, reason: str, event_expires_at: float) -> int:
+        return await self._write(
+            partial(_revoke_many, sub=None, now=now, reason=reason, expires_at=event_expires_at)
+        )
+
+    async def revocations_since(self, seq: int, *, now: float) -> Sequence[RevocationEvent]:
+        rows = await self._query(sql.REVOCATIONS_SINCE, (seq, now))
+        return [sql.event(row) for row in rows]
+
+    async def purge_expired(self, *, now: float, batch: int) -> int:
+        # SQLite reads a negative LIMIT as "no limit": refuse it rather than delete all.
+        if batch < 1:
+            raise ConfigurationError("the purge batch must be at least 1")
+        return await self._write(partial(_purge, now=now, batch=batch))
+
+    async def put_key(self, key: KeyRecord) -> None:
+        await self._write(partial(_execute, statement=sql.PUT_KEY, parameters=sql.key_row(key)))
+
+    async def list_keys(self) -> Sequence[KeyRecord]:
+        rows = await self._query(sql.LIST_KEYS, ())
+        return [sql.key(row) for row in rows]
+
+    async def delete_key(self, kid: str) -> bool:
+        deleted = await self._write(partial(_execute, statement=sql.DELETE_KEY, parameters=(kid,)))
+        return deleted > 0
+
+    async def create_user(self, user: UserRecord) -> None:
+        await self._write(partial(_write_user, statement=sql.INSERT_USER, user=user))
+
+    async def get_user(self, username: str) -> UserRecord | None:
+        rows = await self._query(sql.SELECT_USER, (username,))
+        return sql.user(rows[0]) if rows else None
+
+    async def list_users(self) -> Sequence[UserRecord]:
+        rows = await self._query(sql.LIST_USERS, ())
+        return [sql.user(row) for row in rows]
+
+    async def update_user(self, user: UserRecord) -> bool:
+        updated = await self._write(partial(_write_user, statement=sql.UPDATE_USER, user=user))
+        return updated > 0
+
+    async def record_failure(self, key: str, *, now: float, window: float) -> int:
+        return await self._write(partial(_record_failure, key=key, now=now, window=window))
+
+    async def failures(self, key: str, *, now: float) -> tuple[int, float]:
+        rows = await self._query(sql.SELECT_FAILURES, (key,))
+        if rows:
+            count, ends = rows[0]
+            if now < ends:
+                return count, ends
+        return 0, now
+
+    async def clear_failures(self, key: str) -> None:
+        await self._write(partial(_execute, statement=sql.CLEAR_FAILURES, parameters=(key,)))
+
+    async def close(self) -> None:
+        """Close the connection and stop the store's thread; calling it again does nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._executor, _guarded, _close, self._connection)
+        finally:
+            self._executor.shutdown(wait=False)
+
+    async def drop(self) -> None:
+        """Close the store and delete its database file (with the WAL and index files).
+
+        For tests: other connections to the file, in this process or another, must be
+        closed first.
+        """
+        await self.close()
+        await asyncio.to_thread(_remove_files, self._path)
+
+
+# Everything below runs on the store's thread, inside ``_guarded``.
+
+
+def _guarded(work: Callable[[A], T], argument: A) -> T:
+    """Run ``work`` and translate SQLite's exceptions into the store's, without a chain."""
+    try:
+        return work(argument)
+    except sqlite3.Error as exc:
+        error = _translate(exc)
+    raise error
+
+
+def _translate(exc: sqlite3.Error) -> StoreError:
+    code = getattr(exc, "sqlite_errorcode", None)
+    name = getattr(exc, "sqlite_errorname", None) or type(exc).__name__
+    # SQLite's messages name the failure and, at most, a table or column: never a value.
+    detail = f"{name}: {exc}"
+    if code is not None and code & 0xFF in _UNAVAILABLE_CODES:
+        return StoreUnavailableError(f"the SQLite database is unavailable ({detail})")
+    return StoreError(f"the SQLite database failed ({detail})")
+
+
+def _connect(filename: str, *, timeout: float) -> sqlite3.Connection:
+    # isolation_level=None: autocommit, so the only transactions are our explicit ones.
+    # check_same_thread=False is safe because the single-worker executor serializes
+    # every use of the connection.
+    connection = sqlite3.connect(
+        filename, timeout=timeout, isolation_level=None, check_same_thread=False
+    )
+    try:
+        _configure(connection, timeout=timeout)
+        sql.migrate(connection)
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def _configure(connection: sqlite3.Connection, *, timeout: float) -> None:
+    connection.execute(f"PRAGMA busy_timeout = {max(1, round(timeout * 1000)):d}")
+    # WAL mode persists in the file; it lets readers go on while a writer holds the lock.
+    mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise StoreError(f"the SQLite database cannot use WAL mode (journal mode {mode!r})")
+    connection.execute("PRAGMA synchronous = NORMAL")
+    connection.execute("PRAGMA foreign_keys = ON")
+
+
+def _close(connection: sqlite3.Connection) -> None:
+    connection.close()
+
+
+def _remove_files(path: str) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(path + suffix).unlink(missing_ok=True)
+
+
+def _execute(connection: sqlite3.Connection, *, statement: str, parameters: tuple[Any, ...]) -> int:
+    return connection.execute(statement, parameters).rowcount
+
+
+def _fetch_all(
+    connection: sqlite3.Connection, *, statement: str, parameters: tuple[Any, ...]
+) -> list[tuple[Any, ...]]:
+    return connection.execute(statement, parameters).fetchall()
+
+
+def _create_session(connection: sqlite3.Connection, *, session: NewSession) -> None:
+    parameters = (
+        session.sid,
+        session.sub,
+        session.created_at,
+        session.created_at,
+        session.idle_expires_at,
+        session.absolute_expires_at,
+        session.scope,
+        session.client_id,
+        session.user_agent,
+        session.ip,
+        session.refresh_hash,
+    )
+    try:
+        connection.execute(sql.INSERT_SESSION, parameters)
+    except sqlite3.IntegrityError:
+        raise StoreError("session id exists already") from None
+
+
+def _rotate(connection: sqlite3.Connection, *, rotation: Rotation) -> RotateResult:
+    """The rules of :meth:`SessionStore.rotate`, in its order, under the write lock."""
+    row = connection.execute(sql.SELECT_FOR_ROTATE, (rotation.sid,)).fetchone()
+    if row is None:
+        return RotateResult(RotateStatus.UNKNOWN)
+    record = sql.record(row)
+    current_hash, previous_hash, rotated_at, sealed = row[13:]
+    now = rotation.now
+    if record.revoked_at is not None:
+        return RotateResult(RotateStatus.REVOKED, record)
+    if now >= record.idle_expires_at or now >= record.absolute_expires_at:
+        return RotateResult(RotateStatus.EXPIRED, record)
+    if rotation.generation == record.generation and hmac.compare_digest(
+        rotation.presented_hash, current_hash
+    ):
+        connection.execute(
+            sql.ADVANCE,
+            (
+                rotation.successor_hash,
+                rotation.successor_sealed,
+                now,
+                now,
+                rotation.idle_expires_at,
+                rotation.sid,
+            ),
+        )
+        advanced = replace(
+            record,
+            generation=record.generation + 1,
+            last_used_at=now,
+            idle_expires_at=rotation.idle_expires_at,
+        )
+        return RotateResult(RotateStatus.ROTATED, advanced, rotation.successor_sealed)
+    if (
+        rotation.generation == record.generation - 1
+        and previous_hash is not None
+        and hmac.compare_digest(rotation.presented_hash, previous_hash)
+        and rotated_at is not None
+        and now < rotated_at + rotation.grace
+    ):
+        return RotateResult(RotateStatus.REPLAYED, record, sealed)
+    if rotation.generation < record.generation:
+        _revoke_session(
+            connection,
+            sid=record.sid,
+            now=now,
+            reason="reuse",
+            expires_at=rotation.event_expires_at,
+        )
+        revoked = replace(record, revoked_at=now, revoked_reason="reuse")
+        return RotateResult(RotateStatus.REUSED, revoked)
+    return RotateResult(RotateStatus.UNKNOWN)
+
+
+def _revoke_session(
+    connection: sqlite3.Connection, *, sid: str, now: float, reason: str, expires_at: float
+) -> bool:
+    # fetchall() steps the UPDATE ... RETURNING to its end, so no statement is left
+    # running when the transaction commits.
+    rows = connection.execute(sql.REVOKE_ONE, (now, reason, sid)).fetchall()
+    if not rows:
+        return False
+    connection.execute(
+        sql.INSERT_EVENT, (RevocationKind.SESSION.value, sid, rows[0][0], now, expires_at, reason)
+    )
+    return True
+
+
+def _revoke_many(
+    connection: sqlite3.Connection, *, sub: str | None, now: float, reason: str, expires_at: float
+) -> int:
+    """Revoke ``sub``'s active sessions (everyone's if None) and record one event."""
+    if sub is None:
+        count = connection.execute(sql.REVOKE_ACTIVE, (now, reason, now, now)).rowcount
+        kind = RevocationKind.ALL
+    else:
+        count = connection.execute(sql.REVOKE_ACTIVE_OF_SUB, (now, reason, now, now, sub)).rowcount
+        kind = RevocationKind.USER
+    connection.execute(sql.INSERT_EVENT, (kind.value, None, sub, now, expires_at, reason))
+    return count
+
+
+def _purge(connection: sqlite3.Connection, *, now: float, batch: int) -> int:
+    sessions = connection.execute(sql.PURGE_SESSIONS, (now, batch)).rowcount
+    events = connection.execute(sql.PURGE_REVOCATIONS, (now, batch)).rowcount
+    return sessions + events
+
+
+def _write_user(connection: sqlite3.Connection, *, statement: str, user: UserRecord) -> int:
+    """Insert or update (by ``sub``) a user; a name or sub already taken is UserExistsError."""
+    try:
+        return connection.execute(statement, sql.user_row(user)).rowcount
+    except sqlite3.IntegrityError as exc:
+        if getattr(exc, "sqlite_errorcode", None) in _TAKEN_CODES:
+            raise UserExistsError("a user with that name exists already") from None
+        raise
+
+
+def _record_failure(connection: sqlite3.Connection, *, key: str, now: float, window: float) -> int:
+    # fetchall() steps the UPSERT ... RETURNING to its end before the COMMIT.
+    rows = connection.execute(
+        sql.RECORD_FAILURE, {"key": key, "now": now, "ends": now + window}
+    ).fetchall()
+    count: int = rows[0][0]
+    return count

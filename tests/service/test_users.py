@@ -1,0 +1,181 @@
+"""Accounts, password login, throttling and password changes, on every backend."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from tokenward.errors import ConfigurationError
+from tokenward.service import (
+    Argon2Parameters,
+    Client,
+    InvalidCredentialsError,
+    LoginThrottledError,
+    PasswordHasher,
+    SessionRevokedError,
+    ThrottlePolicy,
+    TokenService,
+    UserService,
+)
+from tokenward.stores.base import UserExistsError, UserStore
+from tokenward.testing import FrozenClock
+
+FAST = Argon2Parameters(time_cost=1, memory_cost=8, parallelism=1)
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def users(service: TokenService) -> UserService:
+    assert isinstance(service.store, UserStore)
+    return UserService(
+        service.store,
+        service,
+        hasher=PasswordHasher(FAST),
+        throttle=ThrottlePolicy(window=900, per_account=3, per_address=5),
+    )
+
+
+async def test_create_and_login(users: UserService) -> None:
+    created = await users.create_user("ada", PASSWORD, scopes=["read", "write"])
+    assert created.password_hash.startswith("$argon2id$")
+    assert PASSWORD not in created.password_hash
+    pair = await users.login("ada", PASSWORD, scope=["read"], client=Client("web"))
+    claims = users.tokens.verify_access(pair.access_token)
+    assert claims.sub == created.sub
+    assert claims.scopes == {"read"}
+    everything = await users.login("ada", PASSWORD)
+    assert users.tokens.verify_access(everything.access_token).scopes == {"read", "write"}
+
+
+async def test_admin_scope_only_for_admins(users: UserService) -> None:
+    await users.create_user("root", PASSWORD, admin=True)
+    await users.create_user("ada", PASSWORD)
+    root = await users.login("root", PASSWORD)
+    assert "admin" in users.tokens.verify_access(root.access_token).scopes
+    ada = await users.login("ada", PASSWORD, scope=["admin"])
+    assert users.tokens.verify_access(ada.access_token).scopes == frozenset()
+
+
+async def test_duplicate_username_refused(users: UserService) -> None:
+    await users.create_user("ada", PASSWORD)
+    with pytest.raises(UserExistsError):
+        await users.create_user("ada", PASSWORD)
+
+
+@pytest.mark.parametrize(
+    ("username", "password"),
+    [
+        pytest.param("", PASSWORD, id="empty-name"),
+        pytest.param("a b", PASSWORD, id="space-in-name"),
+        pytest.param("x" * 65, PASSWORD, id="long-name"),
+        pytest.param("ada", "short", id="short-password"),
+    ],
+)
+async def test_bad_accounts_refused(users: UserService, username: str, password: str) -> None:
+    with pytest.raises(ConfigurationError):
+        await users.create_user(username, password)
+    assert await users.list_users() == []
+
+
+async def test_same_error_for_unknown_user_wrong_password_and_disabled(
+    users: UserService,
+) -> None:
+    await users.create_user("ada", PASSWORD)
+    await users.create_user("bob", PASSWORD)
+    await users.set_disabled("bob")
+    messages = set()
+    for username, password in [("ada", "wrong password"), ("nobody", PASSWORD), ("bob", PASSWORD)]:
+        with pytest.raises(InvalidCredentialsError) as caught:
+            await users.login(username, password)
+        messages.add((type(caught.value), caught.value.code, str(caught.value)))
+    assert len(messages) == 1
+
+
+async def test_throttle_per_account_then_window_resets(
+    users: UserService, clock: FrozenClock
+) -> None:
+    await users.create_user("ada", PASSWORD)
+    for _ in range(3):
+        with pytest.raises(InvalidCredentialsError):
+            await users.login("ada", "wrong password", client=Client(ip="127.0.0.1"))
+    clock.advance(100)
+    with pytest.raises(LoginThrottledError) as caught:
+        await users.login("ada", PASSWORD, client=Client(ip="127.0.0.9"))
+    assert caught.value.retry_after == 800
+    clock.advance(800)
+    await users.login("ada", PASSWORD, client=Client(ip="127.0.0.9"))
+
+
+async def test_throttle_per_address(users: UserService) -> None:
+    await users.create_user("ada", PASSWORD)
+    for i in range(5):
+        with pytest.raises(InvalidCredentialsError):
+            await users.login(f"user{i}", "wrong password", client=Client(ip="127.0.0.7"))
+    with pytest.raises(LoginThrottledError):
+        await users.login("ada", PASSWORD, client=Client(ip="127.0.0.7"))
+    await users.login("ada", PASSWORD, client=Client(ip="127.0.0.8"))
+
+
+async def test_success_clears_account_failures(users: UserService) -> None:
+    await users.create_user("ada", PASSWORD)
+    for _ in range(2):
+        with pytest.raises(InvalidCredentialsError):
+            await users.login("ada", "wrong password")
+    await users.login("ada", PASSWORD)
+    for _ in range(2):
+        with pytest.raises(InvalidCredentialsError):
+            await users.login("ada", "wrong password")
+    await users.login("ada", PASSWORD)
+
+
+async def test_set_password_revokes_sessions(users: UserService, clock: FrozenClock) -> None:
+    await users.create_user("ada", PASSWORD)
+    pair = await users.login("ada", PASSWORD)
+    clock.advance(1)
+    assert await users.set_password("ada", "a brand new passphrase") == 1
+    with pytest.raises(SessionRevokedError):
+        await users.tokens.refresh(pair.refresh_token)
+    with pytest.raises(InvalidCredentialsError):
+        await users.login("ada", PASSWORD)
+    await users.login("ada", "a brand new passphrase")
+
+
+async def test_rehash_when_parameters_change(users: UserService) -> None:
+    created = await users.create_user("ada", PASSWORD)
+    stronger = UserService(
+        users.store, users.tokens, hasher=PasswordHasher(Argon2Parameters(2, 16, 1))
+    )
+    await stronger.login("ada", PASSWORD)
+    updated = await users.get_user("ada")
+    assert updated is not None
+    assert updated.password_hash != created.password_hash
+    assert "m=16,t=2,p=1" in updated.password_hash
+    await stronger.login("ada", PASSWORD)
+
+
+async def test_nothing_secret_in_audit_log(
+    users: UserService, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="tokenward")
+    await users.create_user("ada", PASSWORD)
+    pair = await users.login("ada", PASSWORD)
+    with pytest.raises(InvalidCredentialsError):
+        await users.login("ada", "wrong password")
+    await users.tokens.refresh(pair.refresh_token)
+    logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    assert "login_failed" in logged
+    for secret in (PASSWORD, "wrong password", pair.access_token, pair.refresh_token):
+        assert secret not in logged
+
+
+def test_password_hasher_verifies_and_burns_time_for_unknown_users() -> None:
+    hasher = PasswordHasher(FAST)
+    encoded = hasher.hash(PASSWORD)
+    assert hasher.verify(encoded, PASSWORD)
+    assert not hasher.verify(encoded, "wrong")
+    assert not hasher.verify(None, PASSWORD)
+    assert not hasher.verify("not-a-hash", PASSWORD)
+    assert not hasher.needs_rehash(encoded)
+    with pytest.raises(ConfigurationError):
+        Argon2Parameters(time_cost=0)

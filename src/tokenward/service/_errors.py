@@ -12,6 +12,7 @@
         ├── SessionExpiredError   the session passed its idle or absolute expiry
         └── SessionRevokedError   the session was revoked earlier
     TokenwardError
+    ├── InvalidScopeError         a refresh asked for more than the session was granted
     └── AuthenticationError       a login failed
         ├── InvalidCredentialsError   wrong password, unknown or disabled user (one error)
         └── LoginThrottledError       too many failures; ``retry_after`` seconds to wait
@@ -25,6 +26,7 @@ __all__ = [
     "AuthenticationError",
     "GrantError",
     "InvalidCredentialsError",
+    "InvalidScopeError",
     "LoginThrottledError",
     "RefreshReuseError",
     "SessionExpiredError",
@@ -97,3 +99,9 @@ class LoginThrottledError(AuthenticationError):
     def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class InvalidScopeError(TokenwardError):
+    """A refresh asked for a scope the session was not granted (OAuth ``invalid_scope``)."""
+
+    code = "invalid_scope"

@@ -16,15 +16,16 @@ import logging
 import math
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from tokenward.errors import ConfigurationError
+from tokenward.errors import ConfigurationError, KeyNotFoundError
 from tokenward.jose import ClaimRules, jwt
 from tokenward.service._clock import Clock, SystemClock
 from tokenward.service._deny import DenyList
 from tokenward.service._errors import (
     GrantError,
+    InvalidScopeError,
     RefreshReuseError,
     SessionExpiredError,
     SessionRevokedError,
@@ -270,14 +271,45 @@ class TokenService:
 
     # -- verification (no store I/O) ----------------------------------------------------
 
-    def _decode(self, token: str | bytes, rules: ClaimRules, now: float) -> tuple[Any, Any]:
-        return jwt.decode_with_header(
-            token,
+    def verify_refresh(self, refresh_token: str | bytes) -> dict[str, Any]:
+        """Verify a refresh token's signature, type and claims with no store I/O.
+
+        Whether it is still its session's current token is the store's business
+        (:meth:`refresh`); this is for revocation and introspection endpoints.
+        """
+        header, claims = jwt.decode_with_header(
+            refresh_token,
             self.keyring.verification_keys,
             algorithms=self.keyring.algorithms,
-            rules=rules,
-            now=now,
+            rules=self._refresh_rules,
+            now=self.clock.now(),
         )
+        if header.get("typ") != REFRESH_TYP or claims.get("token_type") != "refresh":
+            raise WrongTokenTypeError("this is not a refresh token")
+        if claims.get("aud") != self.policy.refresh_audience:
+            raise WrongTokenTypeError("refresh tokens are addressed to the issuer")
+        if (
+            type(claims.get("gen")) is not int
+            or type(claims.get("session_exp")) is not int
+            or type(claims.get("sid")) is not str
+        ):
+            raise UnknownSessionError("refresh token claims are malformed")
+        return claims
+
+    async def verify_refresh_async(self, refresh_token: str | bytes) -> dict[str, Any]:
+        """:meth:`verify_refresh`, reloading the key ring (rate limited) for an unknown ``kid``."""
+        try:
+            return self.verify_refresh(refresh_token)
+        except KeyNotFoundError:
+            # Another instance may have rotated the signing key: reload the ring (rate
+            # limited by the key source) and try once more.
+            if not await self.verifier.keys.refresh_for_unknown_kid():
+                raise
+            return self.verify_refresh(refresh_token)
+
+    async def verify_access_async(self, token: str | bytes) -> AccessClaims:
+        """:meth:`verify_access`, reloading the key ring (rate limited) for an unknown ``kid``."""
+        return await self.verifier.verify_async(token)
 
     def verify_access(self, token: str | bytes) -> AccessClaims:
         """Verify an access token with no store I/O: signature, claims, type, deny list.
@@ -311,23 +343,31 @@ class TokenService:
 
     # -- refresh ------------------------------------------------------------------------
 
-    async def refresh(self, refresh_token: str | bytes) -> TokenPair:
-        """Rotate a refresh token: one atomic store call; see the module docstring."""
+    async def refresh(
+        self, refresh_token: str | bytes, *, scope: str | Sequence[str] | None = None
+    ) -> TokenPair:
+        """Rotate a refresh token: one atomic store call; see the module docstring.
+
+        ``scope`` may narrow the new access token's scope (RFC 6749 sec. 6); asking for a
+        scope the session was not granted raises :class:`InvalidScopeError`.
+        """
+        claims = await self.verify_refresh_async(refresh_token)
         now = self.clock.now()
-        header, claims = self._decode(refresh_token, self._refresh_rules, now)
-        if header.get("typ") != REFRESH_TYP or claims.get("token_type") != "refresh":
-            raise WrongTokenTypeError("this is not a refresh token")
-        if claims.get("aud") != self.policy.refresh_audience:
-            raise WrongTokenTypeError("refresh tokens are addressed to the issuer")
-        sid, jti, gen = claims["sid"], claims["jti"], claims.get("gen")
-        session_exp, scope = claims.get("session_exp"), claims.get("scope", "")
+        sid, jti, gen = claims["sid"], claims["jti"], claims["gen"]
+        session_exp, scope_text = claims["session_exp"], claims.get("scope", "")
         client_id = claims.get("client_id")
         ext = claims.get("ext")
-        if type(gen) is not int or type(session_exp) is not int or type(sid) is not str:
-            raise UnknownSessionError("refresh token claims are malformed")
+        original = scope_text.split() if type(scope_text) is str else []
+        narrowed = None
+        if scope is not None:
+            requested = _scope_text(scope).split()
+            if not set(requested) <= set(original):
+                raise InvalidScopeError("a refresh may only narrow the granted scope")
+            if set(requested) != set(original):
+                narrowed = " ".join(s for s in original if s in requested)
         iat = math.floor(now)
         pair, successor_jti = self._pair(
-            sub=claims["sub"], sid=sid, scope=scope if type(scope) is str else "",
+            sub=claims["sub"], sid=sid, scope=" ".join(original),
             client_id=client_id if type(client_id) is str else None, generation=gen + 1,
             iat=iat, session_exp=session_exp, ext=ext if type(ext) is dict else None,
         )  # fmt: skip
@@ -341,13 +381,21 @@ class TokenService:
             )
         )  # fmt: skip
         status = result.status
-        if status is RotateStatus.ROTATED:
-            return pair
         if status is RotateStatus.REPLAYED and result.sealed is not None:
             opened = open_successor(jti, sid, gen + 1, result.sealed)
             if opened is None:
                 raise UnknownSessionError("the stored successor does not match this token")
-            return TokenPair._from_bytes(opened)
+            pair = TokenPair._from_bytes(opened)
+        if status in (RotateStatus.ROTATED, RotateStatus.REPLAYED):
+            if narrowed is None:
+                return pair
+            token, expires_in = self._access_token(
+                sub=claims["sub"], sid=sid, scope=narrowed,
+                client_id=client_id if type(client_id) is str else None,
+                iat=math.floor(now), session_exp=session_exp,
+                ext=ext if type(ext) is dict else None,
+            )  # fmt: skip
+            return replace(pair, access_token=token, expires_in=expires_in, scope=narrowed)
         if status is RotateStatus.REUSED:
             self.deny.apply(
                 RevocationEvent(0, RevocationKind.SESSION, now, now + self._revocation_ttl, sid=sid)

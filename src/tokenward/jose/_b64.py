@@ -14,7 +14,7 @@ import re
 
 from tokenward.errors import MalformedTokenError
 
-__all__ = ["b64u_decode", "b64u_encode", "is_b64u"]
+__all__ = ["b64u_decode", "b64u_encode", "decode_checked", "decode_segment", "is_b64u"]
 
 _ALPHABET = re.compile(r"[A-Za-z0-9_-]*")
 _TO_STANDARD = bytes.maketrans(b"-_", b"+/")
@@ -40,6 +40,22 @@ def b64u_encode(data: bytes) -> str:
 def is_b64u(text: str) -> bool:
     """Tell whether ``text`` uses only the unpadded base64url alphabet."""
     return _ALPHABET.fullmatch(text) is not None
+
+
+_CANONICAL_LAST_BYTES = {
+    rem: frozenset("".join(chars).encode()) for rem, chars in _CANONICAL_LAST.items()
+}
+
+
+def decode_segment(segment: bytes) -> bytes:
+    """Decode a segment (ASCII octets) already known to hold only base64url characters."""
+    rem = len(segment) & 3
+    if rem:
+        if rem == 1:
+            raise MalformedTokenError("base64url text has an impossible length")
+        if segment[-1] not in _CANONICAL_LAST_BYTES[rem]:
+            raise MalformedTokenError("base64url text has non-zero trailing bits")
+    return binascii.a2b_base64(segment.translate(_TO_STANDARD) + _PADDING[rem])
 
 
 def decode_checked(segment: str) -> bytes:

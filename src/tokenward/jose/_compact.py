@@ -9,7 +9,6 @@ never over a re-encoding). The payload is decoded only after the signature verif
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Mapping
 from typing import Any, cast
 
@@ -22,10 +21,10 @@ from tokenward.errors import (
     UnsupportedHeaderError,
 )
 from tokenward.jose._algorithms import ALGORITHMS
-from tokenward.jose._b64 import b64u_encode, decode_checked
+from tokenward.jose._b64 import b64u_encode, decode_segment
 from tokenward.jose._json import dumps, loads_object
 from tokenward.jose._keys import Key
-from tokenward.jose._keyset import KeyResolver
+from tokenward.jose._keyset import KeyResolver, KeySet
 
 __all__ = [
     "DEFAULT_MAX_SIZE",
@@ -34,6 +33,7 @@ __all__ = [
     "check_max_size",
     "sign_compact",
     "split_compact",
+    "split_octets",
     "verify_compact",
 ]
 
@@ -43,7 +43,8 @@ HARD_MAX_SIZE = 256 * 1024
 """No configuration may raise the cap past this."""
 _MAX_HEADER_SEGMENT = 5464  # 4 KiB of header JSON, base64url-encoded.
 
-_COMPACT = re.compile(r"([A-Za-z0-9_-]+)\.([A-Za-z0-9_-]*)\.([A-Za-z0-9_-]*)")
+_ALLOWED_OCTETS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."
+_HEADER_MEMO_SIZE = 8
 _PLAIN_HEADER = frozenset({"alg", "typ", "kid"})
 # RFC 7515 sec. 4.1: registered parameters that must be strings when present.
 _STRING_PARAMS = ("kid", "typ", "cty", "jku", "x5u", "x5t", "x5t#S256")
@@ -93,44 +94,56 @@ def check_max_size(max_size: int) -> int:
     return max_size
 
 
-def _as_text(token: object, max_size: int) -> str:
-    if type(token) is bytes:
+def _as_octets(token: object, max_size: int) -> bytes:
+    if type(token) is str:
         if len(token) > max_size:
             raise MalformedTokenError("token is larger than the configured maximum")
         try:
-            return token.decode("ascii")
-        except UnicodeDecodeError:
+            return token.encode("ascii")
+        except UnicodeEncodeError:
             raise MalformedTokenError("token is not ASCII") from None
-    if type(token) is not str:
-        raise MalformedTokenError("token must be str or bytes")
-    return token
+    if type(token) is bytes:
+        if len(token) > max_size:
+            raise MalformedTokenError("token is larger than the configured maximum")
+        return token
+    raise MalformedTokenError("token must be str or bytes")
 
 
-def _shape_problem(token: str) -> str:
-    parts = token.count(".") + 1
+def _shape_problem(token: bytes) -> str:
+    parts = token.count(b".") + 1
     if parts == 5:
         return "JWE tokens are not supported"
     if parts != 3:
         return f"a compact JWS has 3 segments, not {parts}"
-    if token[:1] in ("{", "["):
+    if token[:1] in (b"{", b"["):
         return "the JSON serialization is not supported"
-    if not token.split(".", 1)[0]:
+    if not token.split(b".", 1)[0]:
         return "the header segment is empty"
     return "a segment holds characters outside the base64url alphabet"
 
 
-def split_compact(token: object, max_size: int = DEFAULT_MAX_SIZE) -> tuple[str, str, str]:
-    """Check size and shape; return the three base64url segments."""
-    text = _as_text(token, max_size)
-    if len(text) > max_size:
-        raise MalformedTokenError("token is larger than the configured maximum")
-    match = _COMPACT.fullmatch(text)
-    if match is None:
-        raise MalformedTokenError(_shape_problem(text))
-    h64, p64, s64 = match.groups()
+def split_octets(
+    token: object, max_size: int = DEFAULT_MAX_SIZE
+) -> tuple[bytes, bytes, bytes, bytes]:
+    """Check size, alphabet and shape; return ``(raw, header, payload, signature)`` octets.
+
+    ``raw`` is the whole token as ASCII octets; the signing input is its prefix.
+    """
+    raw = _as_octets(token, max_size)
+    # One C-level pass: deleting every allowed octet must leave nothing.
+    parts = raw.split(b".")
+    if len(parts) != 3 or raw.translate(None, _ALLOWED_OCTETS) or not parts[0]:
+        raise MalformedTokenError(_shape_problem(raw))
+    h64, p64, s64 = parts
     if len(h64) > _MAX_HEADER_SEGMENT:
         raise MalformedTokenError("header is larger than 4 KiB")
-    return h64, p64, s64
+    return raw, h64, p64, s64
+
+
+def split_compact(token: object, max_size: int = DEFAULT_MAX_SIZE) -> tuple[str, str, str]:
+    """Check size and shape; return the three base64url segments as text."""
+    _, h64, p64, s64 = split_octets(token, max_size)
+    return h64.decode(), p64.decode(), s64.decode()
 
 
 def _check_header(header: Mapping[str, Any]) -> None:
@@ -148,9 +161,10 @@ def _check_header(header: Mapping[str, Any]) -> None:
         raise MalformedTokenError("header parameter 'jwk' must be an object")
 
 
-def parse_header(h64: str) -> dict[str, Any]:
+def parse_header(h64: str | bytes) -> dict[str, Any]:
     """Decode and strictly parse a header segment, checking registered parameters."""
-    header = loads_object(decode_checked(h64), "header")
+    raw = h64.encode("ascii") if isinstance(h64, str) else h64
+    header = loads_object(decode_segment(raw), "header")
     if not header.keys() <= _PLAIN_HEADER:
         _check_header(header)
     else:
@@ -161,15 +175,30 @@ def parse_header(h64: str) -> dict[str, Any]:
     return header
 
 
+def _header(h64: bytes, memo: dict[bytes, dict[str, Any]] | None) -> dict[str, Any]:
+    # Every token signed by one key carries the same header segment, so the parsed and
+    # checked header is remembered per verification key (a few entries, never evicted
+    # by attacker input: only headers whose token verified are added, see below).
+    if memo is not None:
+        cached = memo.get(h64)
+        if cached is not None:
+            return cached
+    return parse_header(h64)
+
+
 def verify_compact(
     token: object,
     key: Key | KeyResolver,
     algorithms: frozenset[str],
     max_size: int = DEFAULT_MAX_SIZE,
 ) -> tuple[dict[str, Any], bytes]:
-    """Verify a compact JWS; return ``(header, payload)`` only if every check passed."""
-    h64, p64, s64 = split_compact(token, max_size)
-    header = parse_header(h64)
+    """Verify a compact JWS; return ``(header, payload)`` only if every check passed.
+
+    The header returned may be shared with later calls: callers must not change it.
+    """
+    raw, h64, p64, s64 = split_octets(token, max_size)
+    memo = key._headers if type(key) is Key or type(key) is KeySet else None
+    header = _header(h64, memo)
     alg = header.get("alg")
     if type(alg) is not str or alg not in algorithms:
         # RFC 8725 sec. 3.1; "none" can never be in a validated allow-list.
@@ -183,23 +212,14 @@ def verify_compact(
         verify = key.key_for(header).verifier_for(alg)
     else:
         raise ConfigurationError("verify needs a Key, a KeySet or a KeyResolver")
-    signature = decode_checked(s64)
-    signing_input = f"{h64}.{p64}".encode("ascii")
-    if not verify(signing_input, signature):
+    if not verify(raw[: len(h64) + 1 + len(p64)], decode_segment(s64)):
         raise BadSignatureError("signature verification failed")
-    return header, decode_checked(p64)
+    if memo is not None and h64 not in memo and len(memo) < _HEADER_MEMO_SIZE:
+        memo[h64] = header
+    return header, decode_segment(p64)
 
 
-def sign_compact(
-    payload: bytes,
-    key: Key,
-    alg: str | None,
-    extra: Mapping[str, Any] | None,
-) -> str:
-    """Sign ``payload`` with ``key``; ``extra`` adds protected header parameters."""
-    if not isinstance(key, Key):
-        raise ConfigurationError("signing needs a Key")
-    alg, sign = key.signer_for(alg)
+def _header_segment(key: Key, alg: str, extra: Mapping[str, Any] | None) -> bytes:
     header: dict[str, Any] = {"alg": alg}
     if key.kid is not None:
         header["kid"] = key.kid
@@ -222,12 +242,40 @@ def sign_compact(
         encoded = dumps(header)
     except (TypeError, ValueError) as exc:
         raise ConfigurationError(f"header is not JSON-serialisable: {exc}") from None
-    signing_input = f"{b64u_encode(encoded)}.{b64u_encode(payload)}"
-    signature = sign(signing_input.encode("ascii"))
-    return f"{signing_input}.{b64u_encode(signature)}"
+    return b64u_encode(encoded).encode("ascii")
+
+
+def sign_compact(
+    payload: bytes,
+    key: Key,
+    alg: str | None,
+    extra: Mapping[str, Any] | None,
+    *,
+    typ: str | None = None,
+) -> str:
+    """Sign ``payload`` with ``key``; ``typ`` and ``extra`` add protected header parameters.
+
+    The encoded header for ``(alg, typ)`` alone is the same for every token a key signs,
+    so it is built once and remembered on the key.
+    """
+    if not isinstance(key, Key):
+        raise ConfigurationError("signing needs a Key")
+    alg, sign = key.signer_for(alg)
+    if extra:
+        h64 = _header_segment(key, alg, {"typ": typ, **extra} if typ is not None else extra)
+    else:
+        memo = key._header_segments
+        cached = memo.get((alg, typ))
+        if cached is None:
+            cached = _header_segment(key, alg, {"typ": typ} if typ is not None else None)
+            if len(memo) < _HEADER_MEMO_SIZE:
+                memo[(alg, typ)] = cached
+        h64 = cached
+    signing_input = h64 + b"." + b64u_encode(payload).encode("ascii")
+    return (signing_input + b"." + b64u_encode(sign(signing_input)).encode("ascii")).decode()
 
 
 def peek_header(token: object) -> dict[str, Any]:
     """Parse a token's header without verifying anything (for key lookup and debugging)."""
-    h64, _, _ = split_compact(token, HARD_MAX_SIZE)
+    _, h64, _, _ = split_octets(token, HARD_MAX_SIZE)
     return parse_header(h64)

@@ -118,6 +118,8 @@ class Key:
     __slots__ = (
         "_alg",
         "_crv",
+        "_header_segments",
+        "_headers",
         "_key_ops",
         "_kid",
         "_kty",
@@ -142,6 +144,8 @@ class Key:
     _size: int
     _verifiers: Mapping[str, Verifier]
     _signers: Mapping[str, Signer]
+    _headers: dict[bytes, dict[str, Any]]
+    _header_segments: dict[tuple[str, str | None], bytes]
 
     def __init__(self) -> None:
         raise TypeError("build keys with Key.generate, from_jwk, from_pem or from_secret")
@@ -163,6 +167,10 @@ class Key:
         key_ops: tuple[str, ...] | None = None,
     ) -> Self:
         key = object.__new__(cls)
+        # Parsed headers of tokens this key verified (see _compact.verify_compact): a
+        # private memo of a pure function, bounded, not part of the key's value.
+        key._headers = {}
+        key._header_segments = {}
         key._kty = kty
         key._alg = alg
         key._kid = kid

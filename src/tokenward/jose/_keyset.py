@@ -34,7 +34,7 @@ class KeySet:
     ('b', 2, False)
     """
 
-    __slots__ = ("_keys",)
+    __slots__ = ("_headers", "_keys")
 
     def __init__(self, keys: Iterable[Key]) -> None:
         by_kid: dict[str, Key] = {}
@@ -51,6 +51,8 @@ class KeySet:
         if len(symmetric) > 1:
             raise InvalidKeyError("a key set must not mix symmetric and asymmetric keys")
         self._keys = by_kid
+        # Parsed headers of verified tokens (see _compact.verify_compact): a bounded memo.
+        self._headers: dict[bytes, dict[str, Any]] = {}
 
     @classmethod
     def from_jwks(cls, jwks: Mapping[str, Any]) -> Self:

@@ -16,7 +16,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tokenward.jose._b64 import decode_checked
+from tokenward.jose._b64 import decode_segment
 from tokenward.jose._compact import (
     DEFAULT_MAX_SIZE,
     HARD_MAX_SIZE,
@@ -24,7 +24,7 @@ from tokenward.jose._compact import (
     check_max_size,
     parse_header,
     sign_compact,
-    split_compact,
+    split_octets,
     verify_compact,
 )
 from tokenward.jose._keys import Key
@@ -60,7 +60,8 @@ def verify_with_header(
     """Verify a compact JWS and return ``(protected header, payload)``."""
     if max_size != DEFAULT_MAX_SIZE:
         check_max_size(max_size)
-    return verify_compact(token, key, allowlist(algorithms), max_size)
+    header, payload = verify_compact(token, key, allowlist(algorithms), max_size)
+    return dict(header), payload
 
 
 def verify(
@@ -91,5 +92,5 @@ class UnverifiedJWS:
 
 def inspect_unverified(token: str | bytes) -> UnverifiedJWS:
     """Take a compact JWS apart WITHOUT verifying it, for debugging only."""
-    h64, p64, s64 = split_compact(token, HARD_MAX_SIZE)
-    return UnverifiedJWS(parse_header(h64), decode_checked(p64), decode_checked(s64))
+    _, h64, p64, s64 = split_octets(token, HARD_MAX_SIZE)
+    return UnverifiedJWS(parse_header(h64), decode_segment(p64), decode_segment(s64))

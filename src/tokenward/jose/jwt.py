@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from tokenward.errors import ConfigurationError, UnsupportedHeaderError
-from tokenward.jose._b64 import decode_checked
+from tokenward.jose._b64 import decode_segment
 from tokenward.jose._claims import ClaimRules, to_timestamp
 from tokenward.jose._compact import (
     DEFAULT_MAX_SIZE,
@@ -30,7 +30,7 @@ from tokenward.jose._compact import (
     check_max_size,
     parse_header,
     sign_compact,
-    split_compact,
+    split_octets,
     verify_compact,
 )
 from tokenward.jose._json import dumps, loads_object
@@ -80,17 +80,18 @@ def encode(
     headers: Mapping[str, Any] | None = None,
 ) -> str:
     """Sign ``claims`` as a JWT; ``typ`` goes in the header (``None`` leaves it out)."""
-    if not isinstance(claims, Mapping) or not all(type(k) is str for k in claims):
+    if (type(claims) is not dict and not isinstance(claims, Mapping)) or not all(
+        type(k) is str for k in claims
+    ):
         raise ConfigurationError("claims must be a mapping with string keys")
     _check_outgoing(claims)
     try:
         payload = dumps(claims)
     except (TypeError, ValueError) as exc:
         raise ConfigurationError(f"claims are not JSON-serialisable: {exc}") from None
-    extra: dict[str, Any] = {"typ": typ} if typ is not None else {}
-    if headers:
-        extra.update(headers)
-    return sign_compact(payload, key, alg, extra)
+    if typ is not None and (type(typ) is not str or not typ):
+        raise ConfigurationError("typ must be a non-empty string or None")
+    return sign_compact(payload, key, alg, headers, typ=typ)
 
 
 def decode_with_header(
@@ -112,7 +113,8 @@ def decode_with_header(
         raise UnsupportedHeaderError("nested JWTs are not supported")
     claims = loads_object(payload, "claims")
     rules.check(claims, header, now=to_timestamp(now))
-    return header, claims
+    # The verified header may be a memo shared with later calls: hand out a copy.
+    return dict(header), claims
 
 
 def decode(
@@ -157,6 +159,6 @@ def inspect_unverified(token: str | bytes) -> UnverifiedJWT:
 
     The result is not a verified token: never use it to make an access decision.
     """
-    h64, p64, s64 = split_compact(token, HARD_MAX_SIZE)
+    _, h64, p64, s64 = split_octets(token, HARD_MAX_SIZE)
     header = parse_header(h64)
-    return UnverifiedJWT(header, loads_object(decode_checked(p64), "claims"), decode_checked(s64))
+    return UnverifiedJWT(header, loads_object(decode_segment(p64), "claims"), decode_segment(s64))

@@ -1,0 +1,1 @@
+"""Benchmarks for tokenward (run as scripts, e.g. ``python benchmarks/codec.py``)."""

@@ -1,0 +1,76 @@
+"""The per-key header memos: faster, and never a way around a check."""
+
+from __future__ import annotations
+
+import pytest
+
+from tokenward.errors import BadSignatureError, InvalidTypeError
+from tokenward.jose import Key, KeySet, jws, jwt
+
+NOW = 1_800_000_000
+
+
+def test_cached_header_does_not_excuse_a_bad_signature() -> None:
+    key = Key.generate("HS256", kid="k")
+    good = jwt.encode({"exp": NOW + 60}, key)
+    assert jwt.decode(good, key, algorithms=["HS256"], now=NOW) == {"exp": NOW + 60}
+    forged = jwt.encode({"exp": NOW + 60, "admin": True}, Key.generate("HS256", kid="k"))
+    assert forged.split(".")[0] == good.split(".")[0]  # same header, now memoised
+    with pytest.raises(BadSignatureError):
+        jwt.decode(forged, key, algorithms=["HS256"], now=NOW)
+
+
+def test_returned_headers_are_copies() -> None:
+    key = Key.generate("ES256", kid="k")
+    token = jwt.encode({"exp": NOW + 60}, key, typ="at+jwt")
+    header, _ = jwt.decode_with_header(
+        token, key, algorithms=["ES256"], rules=jwt.ClaimRules.create(typ="at+jwt"), now=NOW
+    )
+    header["typ"] = "JWT"
+    header["alg"] = "none"
+    again, _ = jwt.decode_with_header(
+        token, key, algorithms=["ES256"], rules=jwt.ClaimRules.create(typ="at+jwt"), now=NOW
+    )
+    assert again == {"alg": "ES256", "kid": "k", "typ": "at+jwt"}
+    verified, _ = jws.verify_with_header(token, key, algorithms=["ES256"])
+    verified.clear()
+    assert jws.verify_with_header(token, key, algorithms=["ES256"])[0]["alg"] == "ES256"
+
+
+def test_typ_is_checked_even_for_a_memoised_header() -> None:
+    key = Key.generate("EdDSA", kid="k")
+    token = jwt.encode({"exp": NOW + 60}, key, typ="rt+jwt")
+    jwt.decode(token, key, algorithms=["EdDSA"], typ="rt+jwt", now=NOW)
+    with pytest.raises(InvalidTypeError):
+        jwt.decode(token, key, algorithms=["EdDSA"], typ="at+jwt", now=NOW)
+
+
+@pytest.mark.parametrize("holder", ["key", "keyset"])
+def test_memo_is_bounded(holder: str) -> None:
+    key = Key.generate("HS256", kid="k")
+    verifier: Key | KeySet = key if holder == "key" else KeySet([key])
+    for i in range(40):
+        token = jwt.encode({"exp": NOW + 60}, key, typ=f"type-{i}")
+        jwt.decode(token, verifier, algorithms=["HS256"], now=NOW)
+    assert len(verifier._headers) <= 8
+
+
+def test_signing_headers_follow_arguments() -> None:
+    key = Key.generate("ES256", kid="k")
+    headers = []
+    for typ in ("JWT", "at+jwt", None, "JWT"):
+        headers.append(jwt.inspect_unverified(jwt.encode({}, key, typ=typ)).header)
+    with_extra = jwt.encode({}, key, typ="at+jwt", headers={"cty": "x"})
+    assert headers == [
+        {"alg": "ES256", "kid": "k", "typ": "JWT"},
+        {"alg": "ES256", "kid": "k", "typ": "at+jwt"},
+        {"alg": "ES256", "kid": "k"},
+        {"alg": "ES256", "kid": "k", "typ": "JWT"},
+    ]
+    assert jwt.inspect_unverified(with_extra).header == {
+        "alg": "ES256",
+        "kid": "k",
+        "typ": "at+jwt",
+        "cty": "x",
+    }
+    assert len(key._header_segments) <= 8

@@ -22,7 +22,6 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from functools import cached_property
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -126,22 +125,13 @@ class Runtime:
     up, which commands that never touch a password should not pay.
     """
 
-    def __init__(self, settings: Settings, store: Store, tokens: TokenService) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, tokens: TokenService, users: UserService
+    ) -> None:
         self.settings = settings
         self.store = store
         self.tokens = tokens
-
-    @cached_property
-    def users(self) -> UserService:
-        """Accounts, hashed and throttled with the configured parameters."""
-        from tokenward.service import PasswordHasher, UserService
-
-        return UserService(
-            self.store,
-            self.tokens,
-            hasher=PasswordHasher(self.settings.argon2()),
-            throttle=self.settings.throttle(),
-        )
+        self.users = users
 
     async def require_user(self, username: str) -> UserRecord:
         """The user named ``username``; :class:`UnknownUserError` (exit status 1) if none."""
@@ -154,7 +144,7 @@ class Runtime:
 @asynccontextmanager
 async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
     """Open the configured store, load (or create) the signing keys, and close it after."""
-    from tokenward.service import TokenService
+    from tokenward.server import open_services
     from tokenward.stores import open_store
 
     try:
@@ -166,8 +156,8 @@ async def open_runtime(settings: Settings) -> AsyncIterator[Runtime]:
             "install tokenward with the matching extra (redis or postgres)"
         ) from None
     try:
-        tokens = await TokenService.create(store, settings.token_policy(), kek=settings.kek_bytes())
-        yield Runtime(settings, store, tokens)
+        tokens, users = await open_services(settings, store)
+        yield Runtime(settings, store, tokens, users)
     finally:
         await store.close()
 

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from tokenward.server._app import create_app
 from tokenward.server._audit import JSONLinesFormatter, configure_logging
-from tokenward.server._config import ClientConfig, Settings, load_settings
+from tokenward.server._config import (
+    ClientConfig,
+    Services,
+    Settings,
+    load_settings,
+    open_services,
+)
 
 __all__ = [
     "ClientConfig",
     "JSONLinesFormatter",
+    "Services",
     "Settings",
     "configure_logging",
     "create_app",
     "load_settings",
+    "open_services",
 ]

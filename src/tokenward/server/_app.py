@@ -33,7 +33,7 @@ from starlette.routing import Route
 from tokenward.server import _cookies, _discovery, _revocation, _sessions, _token, _users
 from tokenward.server._audit import audit
 from tokenward.server._background import Housekeeper
-from tokenward.server._config import Settings
+from tokenward.server._config import Settings, open_services
 from tokenward.server._http import (
     COOKIE_PATH,
     INTROSPECT_PATH,
@@ -47,7 +47,7 @@ from tokenward.server._http import (
 from tokenward.server._metrics import metrics_endpoint
 from tokenward.server._openapi import docs_endpoint, openapi_endpoint
 from tokenward.server._state import Runtime
-from tokenward.service import Clock, PasswordHasher, SystemClock, TokenService, UserService
+from tokenward.service import Clock, SystemClock
 from tokenward.stores import Store, StoreUnavailableError, open_store
 
 __all__ = ["STORE_RETRY_AFTER", "create_app"]
@@ -137,15 +137,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         opened = store or await open_store(settings.store)
         try:
-            tokens = await TokenService.create(
-                opened, settings.token_policy(), clock=state.clock, kek=settings.kek_bytes()
-            )
-            users = UserService(
-                opened,
-                tokens,
-                hasher=PasswordHasher(settings.argon2()),
-                throttle=settings.throttle(),
-            )
+            tokens, users = await open_services(settings, opened, clock=state.clock)
             state.start(opened, tokens, users)
             await housekeeper.sync_revocations()
             housekeeper.start()

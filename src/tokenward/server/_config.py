@@ -14,13 +14,22 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from tokenward.errors import ConfigurationError
 from tokenward.jose import ALGORITHMS
-from tokenward.service import Argon2Parameters, ThrottlePolicy, TokenPolicy
+from tokenward.service import (
+    Argon2Parameters,
+    Clock,
+    PasswordHasher,
+    ThrottlePolicy,
+    TokenPolicy,
+    TokenService,
+    UserService,
+)
+from tokenward.stores import Store
 
-__all__ = ["ClientConfig", "Settings", "load_settings"]
+__all__ = ["ClientConfig", "Services", "Settings", "load_settings", "open_services"]
 
 _ENV_PREFIX = "TOKENWARD_"
 
@@ -147,6 +156,27 @@ class Settings:
             if client.client_id == client_id:
                 return client
         return None
+
+
+class Services(NamedTuple):
+    """The services a server process (or a CLI command) builds over its store."""
+
+    tokens: TokenService
+    users: UserService
+
+
+async def open_services(
+    settings: Settings, store: Store, *, clock: Clock | None = None
+) -> Services:
+    """Load (or create) the signing keys in ``store`` and build the services ``settings``
+    describe. The auth server and the CLI both build theirs here, so they agree."""
+    tokens = await TokenService.create(
+        store, settings.token_policy(), clock=clock, kek=settings.kek_bytes()
+    )
+    users = UserService(
+        store, tokens, hasher=PasswordHasher(settings.argon2()), throttle=settings.throttle()
+    )
+    return Services(tokens, users)
 
 
 def _parse(kind: str, value: Any) -> Any:

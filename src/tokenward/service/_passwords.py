@@ -59,7 +59,7 @@ class PasswordHasher:
             parallelism=self.parameters.parallelism,
             type=argon2.Type.ID,
         )
-        self._dummy = self._hasher.hash("tokenward dummy password for unknown users")
+        self._dummy: str | None = None
 
     @staticmethod
     def check_policy(password: str) -> None:
@@ -79,6 +79,9 @@ class PasswordHasher:
     def verify(self, encoded: str | None, password: str) -> bool:
         """True iff ``password`` matches ``encoded``; ``None`` burns the same time, then False."""
         if encoded is None:
+            # Made on first use, so building a hasher costs nothing.
+            if self._dummy is None:
+                self._dummy = self._hasher.hash("tokenward dummy password for unknown users")
             with contextlib.suppress(VerificationError):
                 self._hasher.verify(self._dummy, password)
             return False

@@ -354,3 +354,21 @@ def test_invalid_policies_fail_at_construction(kwargs: dict[str, Any]) -> None:
     settings: dict[str, Any] = {"issuer": ISSUER, "audience": AUDIENCE, **kwargs}
     with pytest.raises(ConfigurationError):
         TokenPolicy(**settings)
+
+
+async def test_refresh_checks_client_and_scope_before_store_io(service: TokenService) -> None:
+    from tokenward.service import ClientMismatchError, InvalidScopeError
+
+    pair = await service.issue("ada", scope="read write", client=Client("web"))
+    before = ops(service.store)
+    with pytest.raises(ClientMismatchError) as caught:
+        await service.refresh(pair.refresh_token, client_id="mobile")
+    assert caught.value.code == "client_mismatch"
+    with pytest.raises(InvalidScopeError):
+        await service.refresh(pair.refresh_token, scope="read admin")
+    assert ops(service.store) == before
+    narrowed = await service.refresh(pair.refresh_token, scope="read", client_id="web")
+    assert narrowed.scope == "read"
+    assert service.verify_access(narrowed.access_token).scopes == {"read"}
+    refreshed = jwt.inspect_unverified(narrowed.refresh_token).claims
+    assert refreshed["scope"] == "read write"  # the session keeps its grant

@@ -81,9 +81,11 @@ class Runtime:
         """Verify an access token (no store I/O unless its key is new to this process)."""
         return await self.tokens.verify_access_async(token)
 
-    async def refresh(self, token: str, *, scope: tuple[str, ...] | None = None) -> TokenPair:
+    async def refresh(
+        self, token: str, *, scope: tuple[str, ...] | None = None, client_id: str | None = None
+    ) -> TokenPair:
         """Rotate a refresh token (see :meth:`TokenService.refresh`)."""
-        return await self.tokens.refresh(token, scope=scope)
+        return await self.tokens.refresh(token, scope=scope, client_id=client_id)
 
     async def verify_refresh(self, token: str) -> dict[str, Any]:
         """Verify a refresh token WITHOUT rotating it (no store I/O); see

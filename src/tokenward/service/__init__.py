@@ -6,6 +6,7 @@ from tokenward.service._clock import Clock, SystemClock
 from tokenward.service._deny import DenyList
 from tokenward.service._errors import (
     AuthenticationError,
+    ClientMismatchError,
     GrantError,
     InvalidCredentialsError,
     InvalidScopeError,
@@ -42,6 +43,7 @@ __all__ = [
     "Argon2Parameters",
     "AuthenticationError",
     "Client",
+    "ClientMismatchError",
     "Clock",
     "DenyList",
     "GrantError",

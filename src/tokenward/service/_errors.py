@@ -8,6 +8,7 @@
     ├── SessionRevokedTokenError  the token's session or user was revoked (deny list)
     └── GrantError                a refresh token cannot be exchanged (OAuth invalid_grant)
         ├── RefreshReuseError     an old refresh token came back: the session is revoked
+        ├── ClientMismatchError   the refresh token was issued to another client
         ├── UnknownSessionError   no such session, or a token it never issued
         ├── SessionExpiredError   the session passed its idle or absolute expiry
         └── SessionRevokedError   the session was revoked earlier
@@ -24,6 +25,7 @@ from tokenward.errors import InvalidTokenError, InvalidTypeError, TokenwardError
 
 __all__ = [
     "AuthenticationError",
+    "ClientMismatchError",
     "GrantError",
     "InvalidCredentialsError",
     "InvalidScopeError",
@@ -59,6 +61,12 @@ class RefreshReuseError(GrantError):
     """A superseded refresh token was presented: reuse detected, session revoked."""
 
     code = "refresh_reused"
+
+
+class ClientMismatchError(GrantError):
+    """The refresh token was issued to another client (RFC 6749 sec. 6)."""
+
+    code = "client_mismatch"
 
 
 class UnknownSessionError(GrantError):

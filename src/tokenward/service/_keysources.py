@@ -26,7 +26,7 @@ import logging
 import math
 import os
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from tokenward.errors import (
     ConfigurationError,
@@ -287,6 +287,13 @@ class RemoteJWKS:
             raise ConfigurationError("max_age_cap must be at least min_interval")
         if type(max_bytes) is not int or max_bytes < 1:
             raise ConfigurationError("max_bytes must be a positive int")
+        # Credentials in the URL travel as an Authorization header instead: httpx logs
+        # request URLs at INFO, and a password must never reach a log.
+        parts = urlsplit(url)
+        self._auth: tuple[str, str] | None = None
+        if parts.username is not None or parts.password is not None:
+            self._auth = (unquote(parts.username or ""), unquote(parts.password or ""))
+            url = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
         self._url = url
         self._client = client
         self._own_client = client is None
@@ -418,7 +425,8 @@ class RemoteJWKS:
         client = self._http()
         headers = {"Accept": "application/jwk-set+json, application/json"}
         try:
-            async with client.stream("GET", self._url, headers=headers) as response:
+            request = client.stream("GET", self._url, headers=headers, auth=self._auth or None)
+            async with request as response:
                 if response.status_code != 200:
                     raise JWKSFetchError(f"HTTP status {response.status_code}")
                 length = response.headers.get("content-length", "")

@@ -24,6 +24,7 @@ from tokenward.jose import ClaimRules, jwt
 from tokenward.service._clock import Clock, SystemClock
 from tokenward.service._deny import DenyList
 from tokenward.service._errors import (
+    ClientMismatchError,
     GrantError,
     InvalidScopeError,
     RefreshReuseError,
@@ -344,14 +345,22 @@ class TokenService:
     # -- refresh ------------------------------------------------------------------------
 
     async def refresh(
-        self, refresh_token: str | bytes, *, scope: str | Sequence[str] | None = None
+        self,
+        refresh_token: str | bytes,
+        *,
+        scope: str | Sequence[str] | None = None,
+        client_id: str | None = None,
     ) -> TokenPair:
         """Rotate a refresh token: one atomic store call; see the module docstring.
 
         ``scope`` may narrow the new access token's scope (RFC 6749 sec. 6); asking for a
-        scope the session was not granted raises :class:`InvalidScopeError`.
+        scope the session was not granted raises :class:`InvalidScopeError`. With
+        ``client_id`` (the authenticated client), a token issued to another client raises
+        :class:`ClientMismatchError`; both are checked before any store I/O.
         """
         claims = await self.verify_refresh_async(refresh_token)
+        if client_id is not None and claims.get("client_id", client_id) != client_id:
+            raise ClientMismatchError("the refresh token was issued to another client")
         now = self.clock.now()
         sid, jti, gen = claims["sid"], claims["jti"], claims["gen"]
         session_exp, scope_text = claims["session_exp"], claims.get("scope", "")

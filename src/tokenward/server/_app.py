@@ -127,8 +127,9 @@ def create_app(
     """Build the auth server application for ``settings``.
 
     ``store``: use this store instead of opening ``settings.store`` (the caller closes it).
-    ``clock``: the time source (a ``FrozenClock`` in tests). ``feed_interval`` and
-    ``key_interval``: seconds between revocation-feed polls and key-ring checks.
+    ``clock``: the time source (a ``FrozenClock`` in tests). ``feed_interval``: seconds
+    between revocation polls where the store has no push feed (SQLite; Redis and
+    PostgreSQL push). ``key_interval``: seconds between key-ring checks.
     """
     state = Runtime(settings=settings, clock=clock or SystemClock())
     housekeeper = Housekeeper(state, feed_interval=feed_interval, key_interval=key_interval)

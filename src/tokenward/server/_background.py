@@ -1,15 +1,19 @@
 """Background work of a running server: purging, the revocation feed, key rotation.
 
-Three loops, each one call per interval, each surviving store outages (logged and
-counted; the next round tries again):
+Two loops, each one call per interval, each surviving store outages (logged and
+counted; the next round tries again), and the revocation follower:
 
 * purge (``purge_interval``): expired sessions and revocation events, in batches;
-* revocation sync (``feed_interval``, 1 s by default): revocation events recorded by
-  other processes sharing the store are applied to this process's deny list, so an
-  access token revoked through one instance is refused by all of them;
 * keys (``key_interval``, 60 s by default): reload the key ring (another instance or
   ``tokenward keys rotate`` may have changed it), follow the rotation schedule, prune
-  retired keys whose tokens have all expired.
+  retired keys whose tokens have all expired;
+* revocations: a :class:`~tokenward.service.RevocationFollower` over the store's
+  revocation feed (Redis pub/sub, PostgreSQL LISTEN/NOTIFY, SQLite polling every
+  ``feed_interval``, 1 s by default) applies the events recorded by other processes
+  sharing the store to this process's deny list, so an access token revoked through
+  one instance is refused by all of them. It reconnects on its own after an outage and
+  then catches up (see ``docs/revocation.md``). A store without a feed is polled with
+  :meth:`Housekeeper.sync_revocations` every ``feed_interval`` instead.
 
 The rotation schedule, with ``P = key_rotation_days`` and ``L = jwks_max_age``: a key
 is replaced ``P`` after it was created. ``L`` before that, a ``next`` key is added, so
@@ -33,7 +37,9 @@ from typing import Any
 from tokenward.errors import TokenwardError
 from tokenward.server._audit import audit
 from tokenward.server._state import Runtime
+from tokenward.service import RevocationFollower
 from tokenward.stores import KeyState, StoreUnavailableError
+from tokenward.stores.base import RevocationFeed
 
 __all__ = ["Housekeeper"]
 
@@ -51,6 +57,8 @@ class Housekeeper:
         self.feed_interval = feed_interval
         self.key_interval = key_interval
         self.tasks: list[asyncio.Task[None]] = []
+        self.follower: RevocationFollower | None = None
+        """Follows the store's revocation feed while started (None for a feedless store)."""
 
     # -- one round of each task (also called directly by tests) ---------------------------
 
@@ -59,7 +67,11 @@ class Housekeeper:
         return await self.state.tokens.purge_expired()
 
     async def sync_revocations(self) -> int:
-        """Apply revocation events recorded since the last sync; return how many."""
+        """Apply revocation events recorded since the last sync; return how many.
+
+        Run once at startup (so the first request already sees every revocation), and
+        in a loop only for a store that has no revocation feed.
+        """
         tokens = self.state.tokens
         events = await tokens.store.revocations_since(
             tokens.deny.last_seq, now=self.state.clock.now()
@@ -112,11 +124,34 @@ class Housekeeper:
         settings = self.state.settings
         jobs: list[tuple[str, float, Callable[[], Awaitable[Any]]]] = [
             ("purge", settings.purge_interval, self.purge),
-            ("revocation_sync", self.feed_interval, self.sync_revocations),
             ("keys", self.key_interval, self.key_tick),
         ]
+        feed = self._feed()
+        if feed is None:
+            jobs.append(("revocation_sync", self.feed_interval, self.sync_revocations))
+        else:
+            # The follower resumes after the service's deny list's last seq: no gap after
+            # the startup sync, nothing applied twice.
+            tokens = self.state.tokens
+            self.follower = RevocationFollower(feed, tokens.deny, clock=self.state.clock)
+            self.follower.start()
+            task = self.follower.running_task
+            if task is not None:  # Listed with the loops, under the name the poller had.
+                task.set_name("revocation_sync")
+                self.tasks.append(task)
         for name, interval, job in jobs:
             self.tasks.append(asyncio.create_task(self._every(name, interval, job), name=name))
+
+    def _feed(self) -> RevocationFeed | None:
+        """The store's revocation feed (SQLite's polling every ``feed_interval``), if any."""
+        from tokenward.stores.sqlite import SQLiteStore
+
+        store = self.state.store
+        if isinstance(store, SQLiteStore):
+            return store.revocation_feed(poll_interval=self.feed_interval)
+        make = getattr(store, "revocation_feed", None)
+        feed = make() if callable(make) else None
+        return feed if isinstance(feed, RevocationFeed) else None
 
     async def _every(self, name: str, interval: float, job: Callable[[], Awaitable[Any]]) -> None:
         while True:
@@ -137,7 +172,10 @@ class Housekeeper:
         return True
 
     async def stop(self) -> None:
-        """Cancel the loops and wait for them to end."""
+        """Stop the follower, cancel the loops and wait for them to end."""
+        follower, self.follower = self.follower, None
+        if follower is not None:
+            await follower.stop()
         for task in self.tasks:
             task.cancel()
         for task in self.tasks:

@@ -29,7 +29,7 @@ the committed one, so concurrent failures from any number of connections are eac
 counted exactly once, and a window that ended restarts at 1. Every revocation event
 is published with ``pg_notify`` on the channel ``<schema>_revocations`` inside that
 transaction, so LISTEN-ing verifiers hear of it exactly when it commits (payload: see
-:func:`decode_notification`).
+:func:`decode_notification`; :meth:`PostgresStore.revocation_feed` follows it).
 
 Round trips: one per method call, counted in ``operations``. asyncpg prepares a
 statement the first time a connection runs it; the rotate statement is prepared when a
@@ -53,9 +53,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 
@@ -76,6 +76,9 @@ from tokenward.stores.base import (
     UserExistsError,
     UserRecord,
 )
+
+if TYPE_CHECKING:
+    from tokenward.stores._postgres_feed import PostgresFeed
 
 __all__ = ["PostgresStore", "decode_notification"]
 
@@ -218,8 +221,17 @@ class PostgresStore:
         store = await PostgresStore.connect("postgresql://tokenward@db/auth")
     """
 
-    def __init__(self, pool: Any, names: SchemaNames, timeout: float) -> None:
+    def __init__(
+        self,
+        pool: Any,
+        names: SchemaNames,
+        timeout: float,
+        *,
+        connect: Callable[[], Awaitable[Any]] | None = None,
+    ) -> None:
         self._pool = pool
+        # Opens a connection outside the pool, for the revocation feed's LISTEN.
+        self._connect = connect
         self._names = names
         self._timeout = timeout
         self.operations = 0
@@ -337,7 +349,11 @@ class PostgresStore:
                 init=partial(_prepare_rotate, names.render(_ROTATE)),
                 reset=_keep_session,
             )
-        return cls(pool, names, timeout)
+
+        async def connect_listener() -> Any:  # A closure: its repr never shows the DSN.
+            return await asyncpg.connect(dsn, timeout=timeout, command_timeout=timeout)
+
+        return cls(pool, names, timeout, connect=connect_listener)
 
     @property
     def schema(self) -> str:
@@ -416,6 +432,19 @@ class PostgresStore:
     async def revocations_since(self, seq: int, *, now: float) -> Sequence[RevocationEvent]:
         rows: list[Row] = await self._call("fetch", self._sql_since, seq, now)
         return [_event(row) for row in rows]
+
+    def revocation_feed(self, *, heartbeat: float = 5.0) -> PostgresFeed:
+        """The revocation feed for verifiers: LISTEN, then snapshot, then notifications.
+
+        Each running feed holds one connection outside the pool; a silent one is
+        checked every ``heartbeat`` seconds (see :mod:`tokenward.stores._postgres_feed`).
+        Needs a store opened with :meth:`connect`.
+        """
+        from tokenward.stores._postgres_feed import PostgresFeed
+
+        if self._connect is None:
+            raise ConfigurationError("the revocation feed needs a store opened by connect()")
+        return PostgresFeed(self, self._connect, heartbeat=heartbeat, timeout=self._timeout)
 
     async def purge_expired(self, *, now: float, batch: int) -> int:
         if batch < 1:

@@ -21,7 +21,8 @@ Data layout (``P`` is the instance's prefix; ``{...}`` are Redis Cluster hash ta
 
 Every event is also PUBLISHed as the same JSON on the channel ``P:revocations`` by the
 script that records it, so live verifiers learn of it in the same atomic step, and late
-joiners start from :meth:`RedisStore.revocations_since`.
+joiners start from :meth:`RedisStore.revocations_since`; :meth:`RedisStore.revocation_feed`
+does both.
 
 Atomicity and round trips. Redis runs a script without interleaving any other command,
 so each method that changes state sends exactly one EVALSHA (registered through
@@ -73,7 +74,7 @@ import json
 import math
 import re
 from collections.abc import Awaitable, Sequence
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -104,6 +105,9 @@ from tokenward.stores.base import (
     UserExistsError,
     UserRecord,
 )
+
+if TYPE_CHECKING:
+    from tokenward.stores._redis_feed import RedisFeed
 
 __all__ = ["RedisStore"]
 
@@ -413,6 +417,16 @@ class RedisStore:
         raw = cast("list[bytes]", await self._op(found))
         events = (_event(item) for item in raw)
         return [e for e in events if e.expires_at > now]
+
+    def revocation_feed(self, *, heartbeat: float = 5.0) -> RedisFeed:
+        """The revocation feed for verifiers: subscribe, then snapshot, then live events.
+
+        Each running feed holds one pool connection; a silent one is given up after
+        twice ``heartbeat`` seconds (see :mod:`tokenward.stores._redis_feed`).
+        """
+        from tokenward.stores._redis_feed import RedisFeed
+
+        return RedisFeed(self, heartbeat=heartbeat)
 
     async def purge_expired(self, *, now: float, batch: int) -> int:
         """Remove up to ``batch`` expired sessions and up to ``batch`` expired events.

@@ -59,7 +59,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tokenward.errors import ConfigurationError
 from tokenward.stores import _sqlite_schema as sql
@@ -77,6 +77,9 @@ from tokenward.stores.base import (
     UserExistsError,
     UserRecord,
 )
+
+if TYPE_CHECKING:
+    from tokenward.stores._sqlite_feed import SQLiteFeed
 
 __all__ = ["SQLiteStore"]
 
@@ -196,6 +199,16 @@ class SQLiteStore:
     async def revocations_since(self, seq: int, *, now: float) -> Sequence[RevocationEvent]:
         rows = await self._query(sql.REVOCATIONS_SINCE, (seq, now))
         return [sql.event(row) for row in rows]
+
+    def revocation_feed(self, *, poll_interval: float = 1.0) -> SQLiteFeed:
+        """The revocation feed for verifiers: one query every ``poll_interval`` seconds.
+
+        Events reach a verifier within that interval (see
+        :mod:`tokenward.stores._sqlite_feed`); requests never query the file.
+        """
+        from tokenward.stores._sqlite_feed import SQLiteFeed
+
+        return SQLiteFeed(self, poll_interval=poll_interval)
 
     async def purge_expired(self, *, now: float, batch: int) -> int:
         # SQLite reads a negative LIMIT as "no limit": refuse it rather than delete all.

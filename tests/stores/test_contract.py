@@ -216,14 +216,57 @@ async def test_revoke_user_and_all(store: SessionStore) -> None:
     assert await store.revoke_all(now=T0 + 3, reason="breach", event_expires_at=T0 + 903) == 2
     assert await store.list_sessions("bob", T0 + 4) == []
     events = await store.revocations_since(0, now=T0 + 5)
-    assert [(e.kind, e.sub, e.at) for e in events] == [
-        (RevocationKind.USER, "ada", T0 + 1),
-        (RevocationKind.ALL, None, T0 + 3),
+    # revoke_user: one SESSION event per revoked session, then the USER event;
+    # revoke_all: one ALL event, whatever the number of sessions.
+    assert [(e.kind, e.sid, e.sub, e.at) for e in events] == [
+        (RevocationKind.SESSION, "a1", "ada", T0 + 1),
+        (RevocationKind.SESSION, "a2", "ada", T0 + 1),
+        (RevocationKind.USER, None, "ada", T0 + 1),
+        (RevocationKind.ALL, None, None, T0 + 3),
     ]
-    assert events[0].seq < events[1].seq
-    assert [e.kind for e in await store.revocations_since(events[0].seq, now=T0 + 5)] == [
+    seqs = [e.seq for e in events]
+    assert seqs == sorted(set(seqs))
+    assert [e.kind for e in await store.revocations_since(events[2].seq, now=T0 + 5)] == [
         RevocationKind.ALL
     ]
+
+
+async def test_revoke_user_records_a_session_event_per_revoked_session(
+    store: SessionStore,
+) -> None:
+    await store.create_session(new_session("late", "ada", at=T0 + 30))
+    await store.create_session(new_session("early", "ada", at=T0 + 10))
+    await store.create_session(new_session("gone", "ada", at=T0 - ABSOLUTE))  # long expired
+    await store.create_session(new_session("out", "ada", at=T0 + 20))
+    await store.create_session(new_session("bob1", "bob", at=T0 + 20))
+    await store.revoke_session("out", now=T0 + 40, reason="logout", event_expires_at=T0 + 940)
+    (logout,) = await store.revocations_since(0, now=T0 + 40)
+    assert (
+        await store.revoke_user(
+            "ada", now=T0 + 50.25, reason="password_changed", event_expires_at=T0 + 950.5
+        )
+        == 2
+    )
+    events = await store.revocations_since(logout.seq, now=T0 + 51)
+    # Only the sessions this call revoked (not the expired one, not the one revoked
+    # before, not bob's), oldest first, each with every field, then the USER event.
+    assert [(e.kind, e.sid, e.sub, e.reason, e.at, e.expires_at) for e in events] == [
+        (RevocationKind.SESSION, "early", "ada", "password_changed", T0 + 50.25, T0 + 950.5),
+        (RevocationKind.SESSION, "late", "ada", "password_changed", T0 + 50.25, T0 + 950.5),
+        (RevocationKind.USER, None, "ada", "password_changed", T0 + 50.25, T0 + 950.5),
+    ]
+    assert [e.seq for e in events] == sorted({e.seq for e in events})
+    revoked = [await store.get_session(sid) for sid in ("early", "late")]
+    assert [(r.revoked_at, r.revoked_reason) for r in revoked if r is not None] == [
+        (T0 + 50.25, "password_changed")
+    ] * 2
+    bob = await store.get_session("bob1")
+    assert bob is not None
+    assert bob.revoked_at is None
+    # Nothing left to revoke: the USER event alone.
+    assert await store.revoke_user("ada", now=T0 + 60, reason="x", event_expires_at=T0 + 960) == 0
+    (last,) = await store.revocations_since(events[-1].seq, now=T0 + 61)
+    assert (last.kind, last.sid, last.sub) == (RevocationKind.USER, None, "ada")
 
 
 async def test_revoke_user_counts_only_active_sessions(store: SessionStore) -> None:

@@ -145,9 +145,11 @@ async def test_every_kind_of_revocation_arrives_live(store: SessionStore) -> Non
         await store.rotate(rotation("r1", 0, now=NOW + 60))
         reused = await store.rotate(rotation("r1", 0, now=NOW + 200))
         assert reused.status is RotateStatus.REUSED
-        got = [(e.kind, e.sid, e.sub, e.reason) for e in await take(events, 4)]
+        got = [(e.kind, e.sid, e.sub, e.reason) for e in await take(events, 5)]
         assert got == [
             (RevocationKind.SESSION, "s1", "sub-s1", "admin"),
+            # A user revocation: a SESSION event per revoked session, then the USER one.
+            (RevocationKind.SESSION, "b1", "bob", "password_changed"),
             (RevocationKind.USER, None, "bob", "password_changed"),
             (RevocationKind.ALL, None, None, "breach"),
             (RevocationKind.SESSION, "r1", "eve", "reuse"),

@@ -351,6 +351,42 @@ async def test_previous_version_migrates_forward_with_sessions_intact(
         await pg.execute(names.render("DROP SCHEMA IF EXISTS {schema} CASCADE"))
 
 
+async def test_migration_3_makes_revoke_user_record_session_events(
+    postgres_dsn: str, pg: Any
+) -> None:
+    names = SchemaNames(unique_schema())
+    try:
+        assert await migrate(pg, names, MIGRATIONS[:2]) == 2
+        pool = await asyncpg.create_pool(postgres_dsn, min_size=1, max_size=1)
+        store = PostgresStore(pool, names, timeout=5.0)
+        try:
+            for sid in ("a1", "a2", "a3"):
+                await store.create_session(new_session(sid))
+            # Version 2: the user event alone.
+            assert await store.revoke_user("ada", now=T0 + 1, reason="x", event_expires_at=T0 + 9)
+            [old] = await store.revocations_since(0, now=T0 + 1)
+            assert (old.kind, old.sid) == (RevocationKind.USER, None)
+            # Migrated under the running pool: its connection, which has run the old
+            # function, runs the new one on its next call.
+            assert await migrate(pg, names) == len(MIGRATIONS)
+            await store.create_session(new_session("a4", at=T0 + 2))
+            assert await store.revoke_user("ada", now=T0 + 3, reason="y", event_expires_at=T0 + 9)
+            events = await store.revocations_since(old.seq, now=T0 + 3)
+            assert [(e.kind, e.sid, e.sub, e.reason) for e in events] == [
+                (RevocationKind.SESSION, "a4", "ada", "y"),
+                (RevocationKind.USER, None, "ada", "y"),
+            ]
+            # revoke_all is unchanged: one event.
+            await store.create_session(new_session("b1", "bob", at=T0 + 4))
+            assert await store.revoke_all(now=T0 + 5, reason="z", event_expires_at=T0 + 9) == 1
+            [everyone] = await store.revocations_since(events[-1].seq, now=T0 + 5)
+            assert (everyone.kind, everyone.sid, everyone.sub) == (RevocationKind.ALL, None, None)
+        finally:
+            await store.close()
+    finally:
+        await pg.execute(names.render("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+
+
 async def test_drop_removes_the_schema(open_store: Opener, pg: Any) -> None:
     store = await open_store()
     await store.drop()
@@ -459,7 +495,7 @@ async def test_revocations_are_notified_at_commit(open_store: Opener, postgres_d
         )
         await store.revoke_user("bob", now=T0 + 95, reason="password", event_expires_at=T0 + 995)
         await store.revoke_all(now=T0 + 99, reason="breach", event_expires_at=T0 + 999)
-        payloads = [await asyncio.wait_for(received.get(), 5) for _ in range(4)]
+        payloads = [await asyncio.wait_for(received.get(), 5) for _ in range(5)]
     finally:
         await listener.close()
     notified = [decode_notification(payload) for payload in payloads]
@@ -468,6 +504,7 @@ async def test_revocations_are_notified_at_commit(open_store: Opener, postgres_d
     assert [(e.kind, e.sid, e.sub, e.reason) for e in stored] == [
         (RevocationKind.SESSION, "s1", "ada", "reuse"),
         (RevocationKind.SESSION, "s2", "ada", "logout"),
+        (RevocationKind.SESSION, "s3", "bob", "password"),
         (RevocationKind.USER, None, "bob", "password"),
         (RevocationKind.ALL, None, None, "breach"),
     ]

@@ -472,15 +472,16 @@ async def test_every_revocation_is_published(rstore: RedisStore, raw: Redis) -> 
         await rstore.revoke_session("s3", now=at, reason="logout", event_expires_at=at + ACCESS)
         await rstore.revoke_user("ada", now=at, reason="password", event_expires_at=at + 1)
         await rstore.revoke_all(now=at, reason="breach", event_expires_at=at + 2)
-        published = await next_messages(pubsub, 4)
+        published = await next_messages(pubsub, 5)
     finally:
         # redis-py leaves PubSub.aclose unannotated.
         await pubsub.aclose()  # type: ignore[no-untyped-call]
     assert [(m["seq"], m["kind"], m["sid"], m["sub"], m["reason"]) for m in published] == [
         (1, "session", "s1", "ada", "reuse"),
         (2, "session", "s3", "bob", "logout"),
-        (3, "user", None, "ada", "password"),
-        (4, "all", None, None, "breach"),
+        (3, "session", "s2", "ada", "password"),
+        (4, "user", None, "ada", "password"),
+        (5, "all", None, None, "breach"),
     ]
     assert published[0]["at"] == at + GRACE
     assert published[1]["expires_at"] == at + ACCESS

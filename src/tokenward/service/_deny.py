@@ -4,10 +4,21 @@ It holds revoked session ids and per-user "not before" times, fed by revocation 
 (from this process, or from the store's feed). Each entry is kept only until
 ``expires_at``: after that, every access token it could cover has expired anyway.
 
+A SESSION event denies every access token carrying its ``sid``, whenever issued.
+
 User and global revocations compare the token's whole-second ``iat`` with the whole
 second of the revocation: tokens issued in an earlier second are denied; a token issued
 in the same second as the revocation is not (it cannot be told apart from a token issued
 just after it, such as the one a password change hands the user who made it).
+
+To close that gap for the sessions it ends, a user revocation reaches a verifier as
+several events: the store records one SESSION event for each session it revoked, then
+the USER event (:meth:`~tokenward.stores.base.SessionStore.revoke_user`). Every revoked
+session is denied exactly, by ``sid``, including its tokens issued in the same second
+as the revocation; the USER event additionally denies that user's tokens issued in
+earlier seconds, whatever their session (or none). Sessions created after the
+revocation are unaffected. A global revocation stays one ALL event (there may be too
+many sessions to list), with the whole-second cutoff only.
 """
 
 from __future__ import annotations

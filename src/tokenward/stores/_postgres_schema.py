@@ -18,8 +18,8 @@ single ``SELECT`` (one round trip) whose work commits or rolls back as one trans
 
 * ``tokenward_rotate`` locks the session row (``SELECT ... FOR UPDATE``), so concurrent
   rotations of one session serialize, then decides and writes in the same call;
-* ``tokenward_revoke_session`` / ``_revoke_user`` / ``_revoke_all`` revoke and record
-  the event;
+* ``tokenward_revoke_session`` and ``tokenward_revoke_many`` (a user's sessions, or
+  everyone's) revoke and record the events;
 * ``tokenward_record_event`` inserts a revocation event and ``pg_notify``-s it on
   ``<schema>_revocations`` (delivered at commit, so listeners never hear of a
   revocation that rolled back). It holds a transaction-level advisory lock from
@@ -28,6 +28,8 @@ single ``SELECT`` (one round trip) whose work commits or rolls back as one trans
 
 Migration 2 adds ``users`` (accounts) and ``login_failures`` (throttling counters);
 their statements are single SQL statements in the store, needing no functions.
+Migration 3 replaces ``tokenward_revoke_many`` so that revoking a user also records
+(and notifies) one ``session`` event per revoked session, before the ``user`` event.
 
 To change the schema, append a migration; never edit one that has shipped.
 """
@@ -325,9 +327,60 @@ CREATE TABLE {schema}.login_failures (
 );
 """
 
+# revoke_user also records one 'session' event per session it revokes (oldest first,
+# before the 'user' event), so verifiers deny exactly those sids: the 'user' event's
+# whole-second cutoff misses tokens issued in the second of the revocation. Same
+# signature, so CREATE OR REPLACE keeps the prepared statements and grants valid.
+# All the rows are locked (by the UPDATE) before the first event takes the events'
+# advisory lock, as rotate and revoke_session do: taking it between row locks could
+# deadlock against a rotation that holds a row and waits for the advisory lock.
+_V3_REVOKE_USER_SESSION_EVENTS = """
+CREATE OR REPLACE FUNCTION {schema}.tokenward_revoke_many(
+    p_sub text, p_now double precision, p_reason text, p_event_expires_at double precision
+) RETURNS bigint LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+    v_count bigint;
+    v_sids text[];
+    v_sid text;
+BEGIN
+    -- Two statements rather than "p_sub IS NULL OR sub = p_sub", which a cached
+    -- generic plan could only answer with a full scan.
+    IF p_sub IS NULL THEN
+        UPDATE {schema}.sessions AS s SET revoked_at = p_now, revoked_reason = p_reason
+         WHERE s.revoked_at IS NULL
+           AND p_now < s.idle_expires_at AND p_now < s.absolute_expires_at;
+        GET DIAGNOSTICS v_count = ROW_COUNT;
+    ELSE
+        WITH revoked AS (
+            UPDATE {schema}.sessions AS s SET revoked_at = p_now, revoked_reason = p_reason
+             WHERE s.sub = p_sub AND s.revoked_at IS NULL
+               AND p_now < s.idle_expires_at AND p_now < s.absolute_expires_at
+            RETURNING s.sid, s.created_at
+        )
+        SELECT coalesce(array_agg(r.sid ORDER BY r.created_at, r.sid), '{}')
+          INTO v_sids FROM revoked AS r;
+        v_count := cardinality(v_sids);
+        -- Each event is inserted and pg_notify-ed by tokenward_record_event.
+        FOREACH v_sid IN ARRAY v_sids LOOP
+            PERFORM {schema}.tokenward_record_event(
+                'session', v_sid, p_sub, p_now, p_event_expires_at, p_reason);
+        END LOOP;
+    END IF;
+    PERFORM {schema}.tokenward_record_event(
+        CASE WHEN p_sub IS NULL THEN 'all' ELSE 'user' END,
+        NULL, p_sub, p_now, p_event_expires_at, p_reason);
+    RETURN v_count;
+END
+$fn$;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("sessions, revocations, keys and their functions", _V1_TABLES + _V1_FUNCTIONS),
     Migration("users and login failure counters", _V2_USERS),
+    Migration(
+        "revoke_user records a session event per revoked session",
+        _V3_REVOKE_USER_SESSION_EVENTS,
+    ),
 )
 
 _VERSION_TABLE = """

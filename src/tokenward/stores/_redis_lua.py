@@ -137,9 +137,12 @@ return 1
 _REVOKE_USER = r"""
 -- KEYS: user index, events, seq, events by expiry
 -- ARGV: now, reason, event_expires_at, channel, session key prefix, sub
+-- One 'session' event per revoked session (the index is ordered by created_at, then
+-- sid: oldest first), so verifiers deny exactly those sids, then the 'user' event.
 local now, count = tonumber(ARGV[1]), 0
 for _, sid in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   if revoke_if_active(ARGV[5] .. '{' .. sid .. '}', now, ARGV[1], ARGV[2]) then
+    emit(ARGV[4], 'session', ARGV[1], ARGV[3], sid, ARGV[6], ARGV[2])
     count = count + 1
   end
 end

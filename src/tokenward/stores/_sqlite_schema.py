@@ -41,6 +41,7 @@ __all__ = [
     "DELETE_KEY",
     "INSERT_EVENT",
     "INSERT_SESSION",
+    "INSERT_SESSION_EVENTS_OF_SUB",
     "INSERT_USER",
     "LIST_KEYS",
     "LIST_USERS",
@@ -211,6 +212,16 @@ REVOKE_ACTIVE = (
     " WHERE revoked_at IS NULL AND idle_expires_at > ? AND absolute_expires_at > ?"
 )
 REVOKE_ACTIVE_OF_SUB = REVOKE_ACTIVE + " AND sub = ?"
+# revoke_user's SESSION events, one per session REVOKE_ACTIVE_OF_SUB is about to revoke
+# (run first, in the same transaction, so both see the same rows), oldest first: rows
+# are inserted, and so numbered, in the SELECT's order. Uses sessions_by_sub.
+INSERT_SESSION_EVENTS_OF_SUB = (
+    "INSERT INTO revocations (kind, sid, sub, at, expires_at, reason)"
+    " SELECT 'session', sid, sub, :now, :expires_at, :reason FROM sessions"
+    " WHERE sub = :sub AND revoked_at IS NULL"
+    " AND idle_expires_at > :now AND absolute_expires_at > :now"
+    " ORDER BY created_at, sid"
+)
 INSERT_EVENT = (
     "INSERT INTO revocations (kind, sid, sub, at, expires_at, reason) VALUES (?, ?, ?, ?, ?, ?)"
 )

@@ -185,7 +185,8 @@ class RevocationKind(enum.Enum):
     SESSION = "session"
     """One session: deny access tokens whose ``sid`` matches."""
     USER = "user"
-    """A user: deny that ``sub``'s access tokens issued before ``at``."""
+    """A user: deny that ``sub``'s access tokens issued before ``at``. Recorded by
+    :meth:`SessionStore.revoke_user` after one SESSION event per session it revoked."""
     ALL = "all"
     """Everyone: deny every access token issued before ``at``."""
 
@@ -272,7 +273,15 @@ class SessionStore(Protocol):
     async def revoke_user(
         self, sub: str, *, now: float, reason: str, event_expires_at: float
     ) -> int:
-        """Revoke every active session of ``sub``; record one USER event; return the count."""
+        """Revoke every active session of ``sub`` and return how many were revoked.
+
+        In the same atomic operation (one round trip), record one SESSION event per
+        revoked session (its ``sid`` and ``sub``, ``reason``, ``at`` = ``now``, expiring
+        at ``event_expires_at``), oldest session first, and then one USER event. The
+        SESSION events let verifiers deny exactly the revoked sessions' access tokens,
+        including any issued in the very second of the revocation, which the USER
+        event's whole-second cutoff does not cover.
+        """
         ...
 
     async def revoke_all(self, *, now: float, reason: str, event_expires_at: float) -> int:

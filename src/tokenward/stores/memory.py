@@ -151,29 +151,49 @@ class MemoryStore:
         self._revoke(row, now, reason, event_expires_at)
         return True
 
-    def _revoke_many(self, sub: str | None, now: float, reason: str) -> int:
-        count = 0
-        for row in self._sessions.values():
-            if (sub is None or row.record.sub == sub) and row.record.active(now):
-                row.record = replace(row.record, revoked_at=now, revoked_reason=reason)
-                count += 1
-        return count
+    def _revoke_many(self, sub: str | None, now: float, reason: str) -> list[_Row]:
+        """Revoke the active sessions of ``sub`` (everyone's if None), oldest first."""
+        rows = sorted(
+            (
+                row
+                for row in self._sessions.values()
+                if (sub is None or row.record.sub == sub) and row.record.active(now)
+            ),
+            key=lambda row: (row.record.created_at, row.record.sid),
+        )
+        for row in rows:
+            row.record = replace(row.record, revoked_at=now, revoked_reason=reason)
+        return rows
 
     async def revoke_user(
         self, sub: str, *, now: float, reason: str, event_expires_at: float
     ) -> int:
         self.operations += 1
-        count = self._revoke_many(sub, now, reason)
+        rows = self._revoke_many(sub, now, reason)
+        # One SESSION event per revoked session, so verifiers deny exactly those sids
+        # (even tokens issued in this very second), then the USER event.
+        for row in rows:
+            self._record(
+                RevocationEvent(
+                    next(self._seq),
+                    RevocationKind.SESSION,
+                    now,
+                    event_expires_at,
+                    sid=row.record.sid,
+                    sub=row.record.sub,
+                    reason=reason,
+                )
+            )
         self._record(
             RevocationEvent(
                 next(self._seq), RevocationKind.USER, now, event_expires_at, sub=sub, reason=reason
             )
         )
-        return count
+        return len(rows)
 
     async def revoke_all(self, *, now: float, reason: str, event_expires_at: float) -> int:
         self.operations += 1
-        count = self._revoke_many(None, now, reason)
+        count = len(self._revoke_many(None, now, reason))
         self._record(
             RevocationEvent(
                 next(self._seq), RevocationKind.ALL, now, event_expires_at, reason=reason

@@ -28,7 +28,9 @@ Atomicity and round trips. Redis runs a script without interleaving any other co
 so each method that changes state sends exactly one EVALSHA (registered through
 ``redis.asyncio`` script objects, which reload a script after ``SCRIPT FLUSH`` or a
 failover answers NOSCRIPT) and counts as one operation: ``rotate`` reads the session,
-decides, writes, and for reuse revokes and records the event, all in that one call.
+decides, writes, and for reuse revokes and records the event, all in that one call;
+``revoke_user`` revokes the user's active sessions and records (and publishes) one
+session event for each, then the user event, in one script too.
 Reads are one command or one read-only script. Only :meth:`RedisStore.drop` loops.
 A refused or reset connection means the script never ran: nothing changed. A timeout
 after Redis received a script leaves its outcome unknown to this caller; for ``rotate``

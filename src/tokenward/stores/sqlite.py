@@ -435,11 +435,21 @@ def _revoke_session(
 def _revoke_many(
     connection: sqlite3.Connection, *, sub: str | None, now: float, reason: str, expires_at: float
 ) -> int:
-    """Revoke ``sub``'s active sessions (everyone's if None) and record one event."""
+    """Revoke ``sub``'s active sessions (everyone's if None) and record the events.
+
+    For a user: one SESSION event per revoked session, oldest first, then one USER
+    event. For everyone: one ALL event only (there may be too many sessions to list).
+    """
     if sub is None:
         count = connection.execute(sql.REVOKE_ACTIVE, (now, reason, now, now)).rowcount
         kind = RevocationKind.ALL
     else:
+        # The events first: they select the sessions that the UPDATE then revokes, both
+        # under this transaction's write lock, so the two see exactly the same rows.
+        connection.execute(
+            sql.INSERT_SESSION_EVENTS_OF_SUB,
+            {"sub": sub, "now": now, "expires_at": expires_at, "reason": reason},
+        )
         count = connection.execute(sql.REVOKE_ACTIVE_OF_SUB, (now, reason, now, now, sub)).rowcount
         kind = RevocationKind.USER
     connection.execute(sql.INSERT_EVENT, (kind.value, None, sub, now, expires_at, reason))

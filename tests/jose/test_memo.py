@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from tokenward.errors import BadSignatureError, InvalidTypeError
+from tokenward.errors import (
+    BadSignatureError,
+    ClaimError,
+    ConfigurationError,
+    InvalidTypeError,
+)
 from tokenward.jose import Key, KeySet, jws, jwt
 
 NOW = 1_800_000_000
@@ -74,3 +79,21 @@ def test_signing_headers_follow_arguments() -> None:
         "cty": "x",
     }
     assert len(key._header_segments) <= 8
+
+
+def test_decode_arguments_are_validated_on_every_spelling() -> None:
+    key = Key.generate("HS256", kid="k")
+    token = jwt.encode({"exp": NOW + 60, "aud": "api", "iss": "me"}, key)
+    for _ in range(2):  # the second round is answered from the key's memo
+        assert jwt.decode(
+            token, key, algorithms=["HS256"], audience="api", issuer="me", now=NOW
+        ) == {"exp": NOW + 60, "aud": "api", "iss": "me"}
+        with pytest.raises(ClaimError):
+            jwt.decode(token, key, algorithms=["HS256"], audience="other", issuer="me", now=NOW)
+        with pytest.raises(ConfigurationError):
+            jwt.decode(token, key, algorithms=[], audience="api", issuer="me", now=NOW)
+        with pytest.raises(ConfigurationError):
+            jwt.decode(token, key, algorithms="HS256", audience="api", issuer="me", now=NOW)
+    # Unhashable arguments work too, without a memo entry.
+    assert jwt.decode(token, key, algorithms={"HS256"}, audience={"api"}, issuer="me", now=NOW)
+    assert len(key._decode_memo) <= 8

@@ -118,6 +118,7 @@ class Key:
     __slots__ = (
         "_alg",
         "_crv",
+        "_decode_memo",
         "_header_segments",
         "_headers",
         "_key_ops",
@@ -146,6 +147,7 @@ class Key:
     _signers: Mapping[str, Signer]
     _headers: dict[bytes, dict[str, Any]]
     _header_segments: dict[tuple[str, str | None], bytes]
+    _decode_memo: dict[Any, Any]
 
     def __init__(self) -> None:
         raise TypeError("build keys with Key.generate, from_jwk, from_pem or from_secret")
@@ -171,6 +173,7 @@ class Key:
         # private memo of a pure function, bounded, not part of the key's value.
         key._headers = {}
         key._header_segments = {}
+        key._decode_memo = {}
         key._kty = kty
         key._alg = alg
         key._kid = kid

@@ -34,7 +34,7 @@ class KeySet:
     ('b', 2, False)
     """
 
-    __slots__ = ("_headers", "_keys")
+    __slots__ = ("_decode_memo", "_headers", "_keys")
 
     def __init__(self, keys: Iterable[Key]) -> None:
         by_kid: dict[str, Key] = {}
@@ -53,6 +53,8 @@ class KeySet:
         self._keys = by_kid
         # Parsed headers of verified tokens (see _compact.verify_compact): a bounded memo.
         self._headers: dict[bytes, dict[str, Any]] = {}
+        # Validated jwt.decode arguments (allow-list, claim rules): a bounded memo.
+        self._decode_memo: dict[Any, Any] = {}
 
     @classmethod
     def from_jwks(cls, jwks: Mapping[str, Any]) -> Self:

@@ -35,7 +35,7 @@ from tokenward.jose._compact import (
 )
 from tokenward.jose._json import dumps, loads_object
 from tokenward.jose._keys import Key
-from tokenward.jose._keyset import KeyResolver
+from tokenward.jose._keyset import KeyResolver, KeySet
 
 __all__ = [
     "ClaimRules",
@@ -94,6 +94,30 @@ def encode(
     return sign_compact(payload, key, alg, headers, typ=typ)
 
 
+_MEMO_SIZE = 8
+
+
+def _frozen(value: Any) -> Any:
+    # str, None and tuples hash as they are; a list becomes a tuple (order kept, so two
+    # spellings of one allow-list may take two memo entries, never a wrong one).
+    return tuple(value) if type(value) is list else value
+
+
+def _claims(
+    payload: bytes,
+    header: dict[str, Any],
+    rules: ClaimRules,
+    now: float | int | datetime | None,
+) -> dict[str, Any]:
+    cty = header.get("cty")
+    if cty is not None and cty.upper() in ("JWT", "APPLICATION/JWT"):
+        # RFC 8725 sec. 2.8 / SECURITY_PROFILE R47: nested JWTs are never followed.
+        raise UnsupportedHeaderError("nested JWTs are not supported")
+    claims = loads_object(payload, "claims")
+    rules.check(claims, header, now=to_timestamp(now))
+    return claims
+
+
 def decode_with_header(
     token: str | bytes,
     key: Key | KeyResolver,
@@ -107,12 +131,7 @@ def decode_with_header(
     if max_size != DEFAULT_MAX_SIZE:
         check_max_size(max_size)
     header, payload = verify_compact(token, key, allowlist(algorithms), max_size)
-    cty = header.get("cty")
-    if cty is not None and cty.upper() in ("JWT", "APPLICATION/JWT"):
-        # RFC 8725 sec. 2.8 / SECURITY_PROFILE R47: nested JWTs are never followed.
-        raise UnsupportedHeaderError("nested JWTs are not supported")
-    claims = loads_object(payload, "claims")
-    rules.check(claims, header, now=to_timestamp(now))
+    claims = _claims(payload, header, rules, now)
     # The verified header may be a memo shared with later calls: hand out a copy.
     return dict(header), claims
 
@@ -137,12 +156,34 @@ def decode(
     Raises :class:`~tokenward.errors.InvalidTokenError` subclasses for bad tokens and
     :class:`~tokenward.errors.ConfigurationError` for bad arguments.
     """
-    rules = ClaimRules.create(
-        issuer=issuer, audience=audience, leeway=leeway, typ=typ, require=require
-    )
-    return decode_with_header(
-        token, key, algorithms=algorithms, rules=rules, now=now, max_size=max_size
-    )[1]
+    # The validated allow-list and claim rules depend only on the arguments, which a
+    # caller repeats on every call; they are remembered on the key object (like its
+    # header memo), so a repeated call skips re-validating them.
+    memo = key._decode_memo if type(key) is Key or type(key) is KeySet else None
+    memo_key = None
+    if memo is not None:
+        memo_key = (
+            _frozen(algorithms), _frozen(issuer), _frozen(audience), leeway, typ, _frozen(require)
+        )  # fmt: skip
+        try:
+            prepared = memo.get(memo_key)
+        except TypeError:  # an unhashable argument: validate as usual, remember nothing
+            memo_key = prepared = None
+    else:
+        prepared = None
+    if prepared is None:
+        prepared = (
+            allowlist(algorithms),
+            ClaimRules.create(
+                issuer=issuer, audience=audience, leeway=leeway, typ=typ, require=require
+            ),
+        )
+        if memo is not None and memo_key is not None and len(memo) < _MEMO_SIZE:
+            memo[memo_key] = prepared
+    if max_size != DEFAULT_MAX_SIZE:
+        check_max_size(max_size)
+    header, payload = verify_compact(token, key, prepared[0], max_size)
+    return _claims(payload, header, prepared[1], now)
 
 
 @dataclass(frozen=True, slots=True)

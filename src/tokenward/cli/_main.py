@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from tokenward import __version__
-from tokenward.cli import _keys, _serve, _sessions, _token, _users
+from tokenward.cli import _bench, _keys, _serve, _sessions, _token, _users
 from tokenward.cli._commands import (
     EXIT_REFUSED,
     EXIT_STORE,
@@ -36,6 +36,7 @@ COMMAND_GROUPS: tuple[Callable[[Subparsers], None], ...] = (
     _sessions.register,
     _keys.register,
     _token.register,
+    _bench.register,
 )
 """Every command group's ``register``, in the order ``--help`` lists them."""
 

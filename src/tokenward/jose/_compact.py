@@ -208,7 +208,8 @@ def verify_compact(
         if kid is not None and key._kid is not None and kid != key._kid:
             raise KeyNotFoundError("token kid does not name the verification key")
         verify = key._verifiers.get(alg) or key.verifier_for(alg)
-    elif isinstance(key, KeyResolver):
+    elif type(key) is KeySet or isinstance(key, KeyResolver):
+        # The exact-type test first: a runtime-checkable Protocol check costs far more.
         verify = key.key_for(header).verifier_for(alg)
     else:
         raise ConfigurationError("verify needs a Key, a KeySet or a KeyResolver")

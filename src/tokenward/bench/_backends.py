@@ -35,8 +35,8 @@ from urllib.parse import urlsplit, urlunsplit
 from tokenward.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from tokenward.bench._proxy import CuttableProxy
     from tokenward.stores import Store
+    from tokenward.testing import CuttableProxy
 
 __all__ = [
     "BACKENDS",
@@ -205,7 +205,7 @@ async def open_bench_store(spec: BackendSpec, *, stoppable: bool = False) -> Ben
     url = spec.url or (DEFAULT_REDIS_URL if spec.name == "redis" else DEFAULT_POSTGRES_DSN)
     connect_url = url
     if stoppable:
-        from tokenward.bench._proxy import CuttableProxy
+        from tokenward.testing import CuttableProxy
 
         host, port = _target(url, 6379 if spec.name == "redis" else 5432)
         proxy = CuttableProxy(host, port)

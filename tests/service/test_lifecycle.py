@@ -372,3 +372,10 @@ async def test_refresh_checks_client_and_scope_before_store_io(service: TokenSer
     assert service.verify_access(narrowed.access_token).scopes == {"read"}
     refreshed = jwt.inspect_unverified(narrowed.refresh_token).claims
     assert refreshed["scope"] == "read write"  # the session keeps its grant
+
+
+async def test_session_ids_never_look_like_options(service: TokenService) -> None:
+    # A base64url id starting with "-" could not be passed to `tokenward sessions revoke`.
+    sids = [(await service.issue("ada")).sid for _ in range(64)]
+    assert all(sid[0].isalpha() for sid in sids)
+    assert len(set(sids)) == 64

@@ -52,6 +52,7 @@ class KeyRing:
         self._retire_for = retire_for
         self._aead = AESGCM(kek) if kek is not None else None
         self._records: list[KeyRecord] = []
+        self._algorithms: frozenset[str] = frozenset()
         self._current: Key | None = None
         self._verification = KeySet([])
 
@@ -101,6 +102,8 @@ class KeyRing:
         # and both are published, so tokens from either verify everywhere.
         current.sort(key=lambda r: (r.created_at, r.kid))
         self._records = records
+        # Read on every refresh; computed once per (re)load, not per call.
+        self._algorithms = frozenset(r.alg for r in records)
         self._current = keys[current[0].kid]
         published = list(keys.values())
         if self._current.kty == "oct":
@@ -125,7 +128,7 @@ class KeyRing:
     @property
     def algorithms(self) -> frozenset[str]:
         """The algorithms of all published keys."""
-        return frozenset(r.alg for r in self._records)
+        return self._algorithms
 
     @property
     def records(self) -> list[KeyRecord]:

@@ -254,7 +254,9 @@ class TokenService:
         now = self.clock.now()
         iat = math.floor(now)
         absolute = now + self.policy.absolute_lifetime
-        sid = secrets.token_urlsafe(16)
+        # A leading letter: a base64url id may start with "-", which command lines
+        # (tokenward sessions revoke SID) would take for an option.
+        sid = "s-" + secrets.token_urlsafe(16)
         pair, jti = self._pair(
             sub=subject, sid=sid, scope=scope_text, client_id=client.client_id, generation=0,
             iat=iat, session_exp=math.floor(absolute), ext=claims,

@@ -655,11 +655,10 @@ async def prepare_store(settings: Any, path: Path, sessions: int) -> tuple[Chain
             )
             access.append(pair.access_token)
             refresh.append(pair.refresh_token)
-        # The sealed successor is the pair as compact JSON, AES-GCM sealed (+12+16 octets).
-        plain = json.dumps(
-            [pair.access_token, pair.refresh_token, pair.expires_in, pair.scope, pair.sid,
-             pair.refresh_expires_at],
-            separators=(",", ":"),
+        # The sealed successor is the pair as six lines, AES-GCM sealed (+12+16 octets).
+        plain = "\n".join(
+            [pair.access_token, pair.refresh_token, str(pair.expires_in), pair.scope, pair.sid,
+             str(pair.refresh_expires_at)]
         )  # fmt: skip
         return Chains(access, refresh), len(plain) + 28
     finally:

@@ -323,6 +323,82 @@ async def test_event_loop_runs_while_a_call_waits_for_the_lock(db_path: Path) ->
         await store.close()
 
 
+async def test_a_call_finding_the_lock_taken_waits_on_the_worker_then_succeeds(
+    db_path: Path,
+) -> None:
+    # One-row calls run on the event loop's connection, which never waits: the lock held
+    # elsewhere sends the whole call to the worker thread, which waits for it.
+    store = await SQLiteStore.open(db_path, timeout=5)
+    try:
+        await store.create_session(new_session())
+        with raw(db_path) as blocker:
+            blocker.execute("BEGIN IMMEDIATE")
+            waiting = asyncio.create_task(store.rotate(candidate(1)))
+            ticks = 0
+            while ticks < 30:  # 0.3 s: the loop runs while the call waits
+                await asyncio.sleep(0.01)
+                ticks += 1
+            assert not waiting.done()
+            blocker.execute("ROLLBACK")
+        result = await asyncio.wait_for(waiting, 5)
+        assert result.status is RotateStatus.ROTATED
+        record = await store.get_session("s1")
+        assert record is not None
+        assert record.generation == 1
+        assert store.operations == 3
+    finally:
+        await store.close()
+
+
+async def test_the_event_loop_connection_never_waits_nor_checkpoints(store: SQLiteStore) -> None:
+    inline = store._inline
+    assert inline is not None
+    settings = tuple(
+        inline.execute(f"PRAGMA {name}").fetchone()[0]
+        for name in ("busy_timeout", "synchronous", "foreign_keys", "wal_autocheckpoint")
+    )
+    assert settings == (0, 1, 1, 0)
+
+
+async def test_calls_go_to_the_worker_while_another_thread_holds_the_connection(
+    store: SQLiteStore,
+) -> None:
+    await store.create_session(new_session())
+    with store._inline_lock:  # as while another thread's event loop is using it
+        record = await store.get_session("s1")
+        result = await store.rotate(candidate(1))
+    assert record is not None
+    assert record.generation == 0
+    assert result.status is RotateStatus.ROTATED
+
+
+async def test_the_wal_is_checkpointed_without_the_event_loop_waiting(db_path: Path) -> None:
+    # The event loop's connection never checkpoints; the worker does, every few hundred
+    # writes. Without that, 1,200 rotations would grow the WAL to thousands of pages.
+    store = await SQLiteStore.open(db_path)
+    try:
+        await store.create_session(new_session())
+        sealed = bytes(1400)  # a real successor's size
+        for generation in range(1200):
+            now = T0 + 1 + generation
+            result = await store.rotate(
+                Rotation(
+                    sid="s1", generation=generation, presented_hash=h(f"s1-{generation}"),
+                    successor_hash=h(f"s1-{generation + 1}"), successor_sealed=sealed,
+                    now=now, idle_expires_at=now + IDLE, grace=GRACE,
+                    event_expires_at=now + ACCESS,
+                )
+            )  # fmt: skip
+            assert result.status is RotateStatus.ROTATED
+        await asyncio.sleep(0)
+        await store._on_worker(lambda connection: None)  # the queued checkpoints ran
+        wal = Path(f"{db_path}-wal").stat().st_size
+        page = 4096
+        assert wal < 1200 * page, f"WAL of {wal} bytes: never checkpointed"
+    finally:
+        await store.close()
+
+
 async def test_failure_inside_the_transaction_rolls_it_back(
     store: SQLiteStore, db_path: Path
 ) -> None:

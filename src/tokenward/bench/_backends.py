@@ -11,8 +11,8 @@ The outage case needs a store it can take away and give back:
   would, and the client reconnects by itself once it is restored.
 * SQLite: the file cannot be locked against readers in WAL mode (every open connection
   holds a shared lock on it, so no exclusive lock can be taken while the store is
-  open), and a closed store cannot be reopened in place. So the store's own connection
-  is made to abort every statement with ``SQLITE_INTERRUPT``, through SQLite's progress
+  open), and a closed store cannot be reopened in place. So the store's connections are
+  made to abort every statement with ``SQLITE_INTERRUPT``, through SQLite's progress
   handler: each call then fails inside SQLite exactly as an unusable file fails it,
   raising :class:`~tokenward.stores.StoreUnavailableError`, and works again once the
   handler is removed.
@@ -21,12 +21,9 @@ The outage case needs a store it can take away and give back:
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import shutil
-import sqlite3
 import tempfile
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -132,15 +129,8 @@ class BenchStore:
 
 
 async def _interrupt_sqlite(store: Store, *, on: bool) -> None:
-    # Installed on the store's own thread, between two of its jobs: a handler set while
-    # a transaction runs would make its ROLLBACK fail too and leave it open for good.
-    # From the next job on, the first statement of every call is interrupted, before
-    # any transaction begins.
-    connection: sqlite3.Connection = store._connection  # type: ignore[attr-defined]
-    executor: Executor = store._executor  # type: ignore[attr-defined]
-    handler = (lambda: 1) if on else None
-    loop = asyncio.get_running_loop()
-    await loop.run_in_executor(executor, connection.set_progress_handler, handler, 1)
+    # Every statement of every later call is interrupted, before any transaction begins.
+    await store._set_interrupted(on)  # type: ignore[attr-defined]
 
 
 def display_url(url: str) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from tokenward.errors import MalformedTokenError
@@ -56,6 +56,19 @@ _decode = _DECODER.decode
 # leading or trailing whitespace, which skips two regular-expression passes.
 _scan_once: Callable[[str, int], tuple[Any, int]] = getattr(_DECODER, "scan_once")  # noqa: B009
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+# The C encoder behind _ENCODER, made once: JSONEncoder.encode builds a new one per call.
+# No circular-reference markers: a cycle raises RecursionError, which dumps reports as a
+# ValueError like every other unserialisable value.
+_c_make_encoder: Callable[..., Callable[[Any, int], Sequence[str]]] | None = getattr(
+    json.encoder, "c_make_encoder", None
+)
+_iterencode: Callable[[Any, int], Sequence[str]] | None = (
+    _c_make_encoder(
+        None, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",", False, False, False
+    )
+    if _c_make_encoder is not None
+    else None
+)
 
 
 def _depth_exceeds(text: str, limit: int) -> bool:
@@ -121,6 +134,10 @@ def loads_object(data: bytes, what: str) -> dict[str, Any]:
 def dumps(value: Any) -> bytes:
     """Serialise ``value`` as compact UTF-8 JSON, refusing non-finite numbers."""
     try:
-        return _ENCODER.encode(value).encode("utf-8")
+        if _iterencode is None:  # pragma: no cover - CPython always has the C encoder
+            return _ENCODER.encode(value).encode("utf-8")
+        return "".join(_iterencode(value, 0)).encode("utf-8")
     except UnicodeEncodeError:
         raise ValueError("value contains a lone surrogate") from None
+    except RecursionError:
+        raise ValueError("value is circular or nested too deeply") from None

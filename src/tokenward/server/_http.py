@@ -20,6 +20,8 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from tokenward.jose._json import dumps
+
 __all__ = [
     "COOKIE_PATH",
     "INTROSPECT_PATH",
@@ -76,11 +78,19 @@ class ApiError(Exception):
         return error_response(self.status, self.error, self.description, headers=self.headers)
 
 
+class _JSONResponse(JSONResponse):
+    """Starlette's ``JSONResponse`` (compact, UTF-8, no NaN), rendered by an encoder made
+    once (``json.dumps`` with arguments builds a new encoder for every response)."""
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content)
+
+
 def json_response(
     content: Any, status: int = 200, *, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
     """A JSON response that no cache keeps (every answer here is per-caller or secret)."""
-    return JSONResponse(content, status, headers={**NO_STORE, **(headers or {})})
+    return _JSONResponse(content, status, headers={**NO_STORE, **headers} if headers else NO_STORE)
 
 
 def error_response(
@@ -131,17 +141,26 @@ def parse_form(body: bytes) -> dict[str, str]:
         raise _invalid("the form body must be ASCII (percent-encode other octets)") from None
     if not text:
         return {}
-    try:
-        pairs = parse_qsl(
-            text,
-            keep_blank_values=True,
-            strict_parsing=True,
-            encoding="utf-8",
-            errors="strict",
-            max_num_fields=_MAX_FIELDS,
-        )
-    except ValueError:
-        raise _invalid("the form body is not valid application/x-www-form-urlencoded") from None
+    pairs: list[tuple[str, str]]
+    if "%" not in text and "+" not in text and text.count("&") < _MAX_FIELDS:
+        # Nothing to decode (a refresh form: base64url tokens and plain names): the
+        # same pairs parse_qsl gives, without its per-field unquoting.
+        fields = [field.partition("=") for field in text.split("&")]
+        if not all(equals for _, equals, _ in fields):  # as parse_qsl(strict_parsing=True)
+            raise _invalid("the form body is not valid application/x-www-form-urlencoded")
+        pairs = [(name, value) for name, _, value in fields]
+    else:
+        try:
+            pairs = parse_qsl(
+                text,
+                keep_blank_values=True,
+                strict_parsing=True,
+                encoding="utf-8",
+                errors="strict",
+                max_num_fields=_MAX_FIELDS,
+            )
+        except ValueError:
+            raise _invalid("the form body is not valid application/x-www-form-urlencoded") from None
     form: dict[str, str] = {}
     seen: set[str] = set()
     for name, value in pairs:

@@ -10,12 +10,11 @@ database dump yields no usable token.
 
 from __future__ import annotations
 
+import hmac
 import os
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 __all__ = ["open_successor", "seal_successor"]
 
@@ -23,9 +22,22 @@ _INFO = b"tokenward/successor/v1"
 _NONCE = 12
 
 
+def hkdf_sha256_32(ikm: bytes, *, salt: bytes, info: bytes) -> bytes:
+    """HKDF-SHA256 (RFC 5869) with L = 32 octets, written out.
+
+    One block of output is ``T(1) = HMAC(PRK, info || 0x01)`` with
+    ``PRK = HMAC(salt, IKM)``: the same octets as cryptography's ``HKDF`` class, without
+    building its objects on every refresh. ``salt`` must not be empty (RFC 5869 would
+    then use a block of zeros; no caller here has an empty salt).
+    """
+    if not salt:
+        raise ValueError("an empty HKDF salt is not supported here")
+    prk = hmac.digest(salt, ikm, "sha256")
+    return hmac.digest(prk, info + b"\x01", "sha256")
+
+
 def _key(jti: str, sid: str) -> AESGCM:
-    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=sid.encode(), info=_INFO)
-    return AESGCM(hkdf.derive(jti.encode()))
+    return AESGCM(hkdf_sha256_32(jti.encode(), salt=sid.encode(), info=_INFO))
 
 
 def _aad(sid: str, generation: int) -> bytes:

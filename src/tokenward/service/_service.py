@@ -77,16 +77,29 @@ class TokenPair:
     token_type: str = "Bearer"
 
     def _to_bytes(self) -> bytes:
-        return json.dumps(
-            [self.access_token, self.refresh_token, self.expires_in, self.scope,
-             self.sid, self.refresh_expires_at],
-            separators=(",", ":"),
-        ).encode()  # fmt: skip
+        # Six lines: the fields never hold a line break (two compact JWS, an id, a scope
+        # of printable tokens, two integers). JSON escaping would scan both tokens again.
+        text = (
+            f"{self.access_token}\n{self.refresh_token}\n{self.expires_in:d}\n"
+            f"{self.scope}\n{self.sid}\n{self.refresh_expires_at:d}"
+        )
+        if text.count("\n") != 5:  # pragma: no cover - guards the invariant above
+            text = json.dumps(
+                [self.access_token, self.refresh_token, self.expires_in, self.scope,
+                 self.sid, self.refresh_expires_at],
+                separators=(",", ":"),
+            )  # fmt: skip
+        return text.encode()
 
     @classmethod
     def _from_bytes(cls, data: bytes) -> TokenPair:
-        access, refresh, expires_in, scope, sid, refresh_exp = json.loads(data)
-        return cls(access, refresh, expires_in, scope, sid, refresh_exp)
+        # A JSON array: what earlier builds sealed (a successor is kept for the grace
+        # window only, so this matters only across an upgrade), and the fallback above.
+        if data[:1] == b"[":
+            access, refresh, expires_in, scope, sid, refresh_exp = json.loads(data)
+            return cls(access, refresh, expires_in, scope, sid, refresh_exp)
+        access, refresh, expires_text, scope, sid, refresh_exp_text = data.decode().split("\n")
+        return cls(access, refresh, int(expires_text), scope, sid, int(refresh_exp_text))
 
 
 def _token_id() -> str:

@@ -28,10 +28,25 @@ process can write; concurrent rotations of one token line up, the first wins
 the whole transaction back, so a failed call changes nothing. WAL mode lets readers
 (``get_session``, the verifiers' polls) proceed while a writer holds the lock.
 
-Round trips: each public method is one job on the store's own single-thread executor
-and one transaction (or one ``SELECT``), counted as one operation in ``operations``.
-The event loop never blocks on the file; the one connection is only ever touched from
-that thread, which also serializes the calls made through one store instance.
+Round trips: each public method is one transaction (or one ``SELECT``), counted as one
+operation in ``operations``. Where it runs depends on its size:
+
+* The hot, one-row calls (``rotate``, ``create_session``, ``get_session``,
+  ``revoke_session``, users, keys, login throttling) run on the calling thread, on a
+  second connection whose busy timeout is zero. In WAL mode with ``synchronous=NORMAL``
+  a commit appends to the WAL and does not wait for the disk, so such a call is tens of
+  microseconds of CPU; handing it to a thread and back cost two to three times that.
+  If another connection holds the write lock, SQLite answers ``SQLITE_BUSY`` at once,
+  before anything was read or written, and the call is handed whole to the worker
+  thread below, which waits for the lock like any other writer. So the event loop never
+  waits for a lock.
+* Calls whose size has no bound (``revoke_user``, ``revoke_all``, ``list_sessions``,
+  ``list_users``, ``purge_expired``, ``revocations_since``) and the fallbacks run on the
+  store's own single-thread executor, on the first connection (busy timeout as given).
+* That second connection never checkpoints the WAL by itself (a checkpoint waits for
+  the disk); every few hundred writes the store asks the worker thread for a passive
+  checkpoint instead, and writes queue behind it on the worker until it is done, so it
+  completes and the WAL starts over small, without the event loop waiting for fsync.
 
 Failures: a database that stays locked past the busy timeout, or that cannot be opened
 or written (I/O error, disk full), raises
@@ -54,6 +69,7 @@ import asyncio
 import hmac
 import os
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -90,6 +106,12 @@ A = TypeVar("A")
 # LOCKED (another connection holds the lock past the busy timeout), NOMEM, INTERRUPT,
 # IOERR, FULL, CANTOPEN and PROTOCOL. A later retry may succeed.
 _UNAVAILABLE_CODES = frozenset({5, 6, 7, 9, 10, 13, 14, 15})
+# BUSY and LOCKED: the connection that never waits found the lock taken.
+_BUSY_CODES = frozenset({5, 6})
+# The calling thread's connection asks the worker for a passive WAL checkpoint after this
+# many writes (a rotation writes a few pages; SQLite's own default is 1000 pages).
+_CHECKPOINT_EVERY = 256
+_BUSY: Any = object()
 # Extended result codes of a taken key: SQLITE_CONSTRAINT_PRIMARYKEY (users.sub) and
 # SQLITE_CONSTRAINT_UNIQUE (users_by_username). Other constraint failures are not the
 # caller's "exists already" and stay StoreError.
@@ -113,13 +135,21 @@ class SQLiteStore:
     """
 
     def __init__(
-        self, connection: sqlite3.Connection, executor: ThreadPoolExecutor, path: str
+        self,
+        connection: sqlite3.Connection,
+        executor: ThreadPoolExecutor,
+        path: str,
+        inline: sqlite3.Connection | None = None,
     ) -> None:
-        """Wrap an open, migrated connection; use :meth:`open` rather than this."""
+        """Wrap open, migrated connections; use :meth:`open` rather than this."""
         self._connection = connection
         self._executor = executor
         self._path = path
         self._closed = False
+        self._inline = inline
+        self._inline_lock = threading.Lock()
+        self._inline_writes = 0
+        self._checkpoints: set[asyncio.Future[None]] = set()
         self.operations = 0
 
     @classmethod
@@ -140,10 +170,15 @@ class SQLiteStore:
             connection = await loop.run_in_executor(
                 executor, _guarded, partial(_connect, timeout=timeout), filename
             )
+            try:
+                inline = await loop.run_in_executor(executor, _guarded, _connect_inline, filename)
+            except BaseException:
+                await loop.run_in_executor(executor, _close, connection)
+                raise
         except BaseException:
             executor.shutdown(wait=False)
             raise
-        return cls(connection, executor, filename)
+        return cls(connection, executor, filename, inline)
 
     @property
     def path(self) -> str:
@@ -151,26 +186,80 @@ class SQLiteStore:
         return self._path
 
     async def _call(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` on the worker thread's connection (waits for locks there)."""
         if self._closed:
             raise StoreError("the SQLite store is closed")
         self.operations += 1
+        return await self._on_worker(work)
+
+    async def _on_worker(self, work: Callable[[sqlite3.Connection], T]) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, _guarded, work, self._connection)
+
+    async def _quick(self, work: Callable[[sqlite3.Connection], T], *, writes: bool) -> T:
+        """Run a one-row call here when the file is free, else on the worker thread."""
+        if self._closed:
+            raise StoreError("the SQLite store is closed")
+        self.operations += 1
+        inline = self._inline
+        # Another thread (its own event loop) may be using the connection: never wait.
+        # While a checkpoint runs, writes queue behind it on the worker, so that it can
+        # finish and the WAL can start over from its beginning.
+        if (
+            inline is None
+            or (writes and self._checkpoints)
+            or not self._inline_lock.acquire(blocking=False)
+        ):
+            return await self._on_worker(work)
+        try:
+            outcome = _attempt(work, inline)
+        finally:
+            self._inline_lock.release()
+        if outcome is _BUSY:
+            # Nothing was read or written: the lock is held elsewhere. Wait for it on
+            # the worker thread, which has the busy timeout.
+            return await self._on_worker(work)
+        if writes:
+            self._inline_writes += 1
+            if self._inline_writes >= _CHECKPOINT_EVERY:
+                self._inline_writes = 0
+                self._request_checkpoint()
+        return outcome
+
+    def _request_checkpoint(self) -> None:
+        # Fire and forget: a failed checkpoint changes nothing and is tried again later.
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._executor, _checkpoint, self._connection)
+        self._checkpoints.add(future)
+        future.add_done_callback(self._checkpoint_done)
+
+    def _checkpoint_done(self, future: asyncio.Future[None]) -> None:
+        self._checkpoints.discard(future)
+        if not future.cancelled():
+            future.exception()  # Retrieved, so asyncio does not log it as unhandled.
 
     async def _query(self, statement: str, parameters: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         return await self._call(partial(_fetch_all, statement=statement, parameters=parameters))
 
+    async def _read(self, statement: str, parameters: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        return await self._quick(
+            partial(_fetch_all, statement=statement, parameters=parameters), writes=False
+        )
+
     async def _write(self, body: Callable[[sqlite3.Connection], T]) -> T:
         return await self._call(partial(sql.immediate, body=body))
 
+    async def _write_quick(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._quick(partial(sql.immediate, body=body), writes=True)
+
     async def create_session(self, session: NewSession) -> None:
-        await self._write(partial(_create_session, session=session))
+        await self._write_quick(partial(_create_session, session=session))
 
     async def rotate(self, rotation: Rotation) -> RotateResult:
-        return await self._write(partial(_rotate, rotation=rotation))
+        return await self._write_quick(partial(_rotate, rotation=rotation))
 
     async def get_session(self, sid: str) -> SessionRecord | None:
-        rows = await self._query(sql.SELECT_SESSION, (sid,))
+        rows = await self._read(sql.SELECT_SESSION, (sid,))
         return sql.record(rows[0]) if rows else None
 
     async def list_sessions(self, sub: str, now: float) -> Sequence[SessionRecord]:
@@ -180,7 +269,7 @@ class SQLiteStore:
     async def revoke_session(
         self, sid: str, *, now: float, reason: str, event_expires_at: float
     ) -> bool:
-        return await self._write(
+        return await self._write_quick(
             partial(_revoke_session, sid=sid, now=now, reason=reason, expires_at=event_expires_at)
         )
 
@@ -217,21 +306,25 @@ class SQLiteStore:
         return await self._write(partial(_purge, now=now, batch=batch))
 
     async def put_key(self, key: KeyRecord) -> None:
-        await self._write(partial(_execute, statement=sql.PUT_KEY, parameters=sql.key_row(key)))
+        await self._write_quick(
+            partial(_execute, statement=sql.PUT_KEY, parameters=sql.key_row(key))
+        )
 
     async def list_keys(self) -> Sequence[KeyRecord]:
-        rows = await self._query(sql.LIST_KEYS, ())
+        rows = await self._read(sql.LIST_KEYS, ())
         return [sql.key(row) for row in rows]
 
     async def delete_key(self, kid: str) -> bool:
-        deleted = await self._write(partial(_execute, statement=sql.DELETE_KEY, parameters=(kid,)))
+        deleted = await self._write_quick(
+            partial(_execute, statement=sql.DELETE_KEY, parameters=(kid,))
+        )
         return deleted > 0
 
     async def create_user(self, user: UserRecord) -> None:
-        await self._write(partial(_write_user, statement=sql.INSERT_USER, user=user))
+        await self._write_quick(partial(_write_user, statement=sql.INSERT_USER, user=user))
 
     async def get_user(self, username: str) -> UserRecord | None:
-        rows = await self._query(sql.SELECT_USER, (username,))
+        rows = await self._read(sql.SELECT_USER, (username,))
         return sql.user(rows[0]) if rows else None
 
     async def list_users(self) -> Sequence[UserRecord]:
@@ -239,14 +332,16 @@ class SQLiteStore:
         return [sql.user(row) for row in rows]
 
     async def update_user(self, user: UserRecord) -> bool:
-        updated = await self._write(partial(_write_user, statement=sql.UPDATE_USER, user=user))
+        updated = await self._write_quick(
+            partial(_write_user, statement=sql.UPDATE_USER, user=user)
+        )
         return updated > 0
 
     async def record_failure(self, key: str, *, now: float, window: float) -> int:
-        return await self._write(partial(_record_failure, key=key, now=now, window=window))
+        return await self._write_quick(partial(_record_failure, key=key, now=now, window=window))
 
     async def failures(self, key: str, *, now: float) -> tuple[int, float]:
-        rows = await self._query(sql.SELECT_FAILURES, (key,))
+        rows = await self._read(sql.SELECT_FAILURES, (key,))
         if rows:
             count, ends = rows[0]
             if now < ends:
@@ -254,15 +349,36 @@ class SQLiteStore:
         return 0, now
 
     async def clear_failures(self, key: str) -> None:
-        await self._write(partial(_execute, statement=sql.CLEAR_FAILURES, parameters=(key,)))
+        await self._write_quick(partial(_execute, statement=sql.CLEAR_FAILURES, parameters=(key,)))
+
+    async def _set_interrupted(self, on: bool) -> None:
+        """Make every later call fail inside SQLite (``SQLITE_INTERRUPT``), or stop that.
+
+        For outage simulations (``tokenward bench``). The progress handler is set on each
+        connection between two calls, never during one: a handler set while a
+        transaction runs would make its ``ROLLBACK`` fail too and leave it open.
+        """
+        handler = (lambda: 1) if on else None
+        inline = self._inline
+        if inline is not None:
+            with self._inline_lock:
+                inline.set_progress_handler(handler, 1)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(
+            self._executor, self._connection.set_progress_handler, handler, 1
+        )
 
     async def close(self) -> None:
-        """Close the connection and stop the store's thread; calling it again does nothing."""
+        """Close the connections and stop the store's thread; calling it again does nothing."""
         if self._closed:
             return
         self._closed = True
+        inline, self._inline = self._inline, None
         loop = asyncio.get_running_loop()
         try:
+            if inline is not None:
+                with self._inline_lock:  # Held only while a call runs on another thread.
+                    inline.close()
             await loop.run_in_executor(self._executor, _guarded, _close, self._connection)
         finally:
             self._executor.shutdown(wait=False)
@@ -285,6 +401,22 @@ def _guarded(work: Callable[[A], T], argument: A) -> T:
     try:
         return work(argument)
     except sqlite3.Error as exc:
+        error = _translate(exc)
+    raise error
+
+
+def _attempt(work: Callable[[A], T], argument: A) -> T:
+    """As :func:`_guarded`, but return :data:`_BUSY` when the lock is held elsewhere.
+
+    ``work`` is one statement or one :func:`~tokenward.stores._sqlite_schema.immediate`
+    transaction, which rolls back on any error: after ``_BUSY`` nothing has changed.
+    """
+    try:
+        return work(argument)
+    except sqlite3.Error as exc:
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code is not None and code & 0xFF in _BUSY_CODES:
+            return _BUSY  # type: ignore[no-any-return]
         error = _translate(exc)
     raise error
 
@@ -323,6 +455,28 @@ def _configure(connection: sqlite3.Connection, *, timeout: float) -> None:
         raise StoreError(f"the SQLite database cannot use WAL mode (journal mode {mode!r})")
     connection.execute("PRAGMA synchronous = NORMAL")
     connection.execute("PRAGMA foreign_keys = ON")
+
+
+def _connect_inline(filename: str) -> sqlite3.Connection:
+    # The event loop's connection: it never waits for a lock (busy timeout 0: BUSY at
+    # once) and never checkpoints by itself (the worker does, see _checkpoint). Opened
+    # after _connect, so the file exists, is in WAL mode and is migrated.
+    # check_same_thread=False: SQLiteStore._inline_lock serializes its users.
+    connection = sqlite3.connect(filename, timeout=0, isolation_level=None, check_same_thread=False)
+    try:
+        connection.execute("PRAGMA busy_timeout = 0")
+        connection.execute("PRAGMA synchronous = NORMAL")
+        connection.execute("PRAGMA foreign_keys = ON")
+        connection.execute("PRAGMA wal_autocheckpoint = 0")
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def _checkpoint(connection: sqlite3.Connection) -> None:
+    # PASSIVE: copies what it can without waiting for readers or writers.
+    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
 def _close(connection: sqlite3.Connection) -> None:

@@ -4,16 +4,19 @@ Run from the repository root::
 
     .venv/bin/python benchmarks/service.py                        # every backend that is up
     .venv/bin/python benchmarks/service.py --quick --backends memory,sqlite
+    .venv/bin/python benchmarks/service.py --backends redis-cluster \
+        --redis-cluster-url redis+cluster://127.0.0.1:7000,127.0.0.1:7001
     .venv/bin/python benchmarks/service.py --json service.json
 
 What is timed, in one process and one event loop:
 
 * ``refresh``: :meth:`TokenService.refresh` on each backend (memory; SQLite, a file in a
   temporary directory; Redis at ``--redis-url`` under a unique key prefix; PostgreSQL at
-  ``--postgres-dsn`` in a unique schema). Each call presents the session's current
-  refresh token and keeps the successor for the next call (a chain), so every call is a
-  real rotation: verify the refresh token, sign an access and a refresh token, seal the
-  successor, one atomic ``store.rotate``.
+  ``--postgres-dsn`` in a unique schema; and, only when named in ``--backends``, a
+  running Redis Cluster at ``--redis-cluster-url`` under a unique key prefix). Each call
+  presents the session's current refresh token and keeps the successor for the next
+  call (a chain), so every call is a real rotation: verify the refresh token, sign an
+  access and a refresh token, seal the successor, one atomic ``store.rotate``.
 * ``signature only``: what a refresh must do cryptographically and nothing else, through
   :mod:`tokenward.jose` directly: one ES256 verify (with the refresh token's claim
   checks) and two ES256 signs, of claims shaped like the service's own. The difference
@@ -70,6 +73,7 @@ from itertools import repeat
 from pathlib import Path
 from typing import Any, Protocol
 
+from tokenward.errors import ConfigurationError
 from tokenward.jose import ClaimRules, Key, jwt
 from tokenward.service import Client, TokenPair, TokenService
 from tokenward.service import TokenPolicy as Policy
@@ -77,6 +81,9 @@ from tokenward.stores import MemoryStore, Store, StoreError
 from tokenward.testing import FrozenClock
 
 ALL_BACKENDS = ("memory", "sqlite", "redis", "postgres")
+# Run only when named in --backends: it needs a running cluster (--redis-cluster-url).
+OPT_IN_BACKENDS = ("redis-cluster",)
+SERVER_BACKENDS = ("redis", "redis-cluster", "postgres")  # the store works in another process
 DEFAULT_REDIS = os.environ.get("TOKENWARD_TEST_REDIS", "redis://127.0.0.1:6379/0")
 DEFAULT_POSTGRES = os.environ.get(
     "TOKENWARD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
@@ -236,30 +243,10 @@ async def open_backend(name: str, args: argparse.Namespace, tmp: Path, tag: str)
             return f"closed {path.name} (the temporary directory goes at exit)"
 
         return Backend(name, sqlite, f"file {path} (WAL)", close_sqlite)
-    if name == "redis":
-        try:
-            from tokenward.stores.redis import RedisStore
-        except ImportError as exc:
-            raise BackendUnavailableError(
-                f"the redis client is not installed ({exc.name})"
-            ) from None
-        prefix = f"twbench-{tag}"
-        try:
-            redis = await RedisStore.connect(args.redis_url, prefix=prefix, timeout=2.0)
-        except (StoreError, OSError) as exc:
-            raise BackendUnavailableError(f"{_host(args.redis_url)} is down ({exc})") from None
-        version = await _redis_version(args.redis_url)
-
-        async def drop_redis() -> str:
-            try:
-                await redis.drop()
-                left = await _redis_keys_left(args.redis_url, prefix)
-            finally:
-                await redis.close()
-            return f"deleted every key under prefix {prefix}: ({left} left)"
-
-        description = f"Redis {version} at {_host(args.redis_url)}, key prefix {prefix}"
-        return Backend(name, redis, description, drop_redis)
+    if name in ("redis", "redis-cluster"):
+        return await _open_redis(
+            name, args.redis_url if name == "redis" else args.redis_cluster_url, tag
+        )
     if name == "postgres":
         try:
             from tokenward.stores.postgres import PostgresStore
@@ -284,6 +271,34 @@ async def open_backend(name: str, args: argparse.Namespace, tmp: Path, tag: str)
     raise ValueError(f"unknown backend {name!r}")
 
 
+async def _open_redis(name: str, url: str | None, tag: str) -> Backend:
+    """Redis at ``url``: one server, or a cluster (``redis+cluster://``)."""
+    try:
+        from tokenward.stores.redis import RedisStore
+    except ImportError as exc:
+        raise BackendUnavailableError(f"the redis client is not installed ({exc.name})") from None
+    if not url:
+        raise BackendUnavailableError("give a running cluster's --redis-cluster-url")
+    prefix = f"twbench-{tag}"
+    try:
+        redis = await RedisStore.connect(url, prefix=prefix, timeout=2.0)
+    except (StoreError, ConfigurationError, OSError) as exc:
+        raise BackendUnavailableError(f"{_host(url)} is down ({exc})") from None
+    version = await _redis_version(url)
+
+    async def drop_redis() -> str:
+        try:
+            await redis.drop()
+            left = await _redis_keys_left(url, prefix)
+        finally:
+            await redis.close()
+        return f"deleted every key under prefix {prefix}: ({left} left)"
+
+    kind = "Redis Cluster" if name == "redis-cluster" else "Redis"
+    description = f"{kind} {version} at {_host(url)}, key prefix {prefix}"
+    return Backend(name, redis, description, drop_redis)
+
+
 class BackendUnavailableError(Exception):
     """A backend's server (or client library) is not there: skip it with a note."""
 
@@ -294,10 +309,28 @@ def _host(url: str) -> str:
     return rest.rpartition("@")[2].partition("/")[0]
 
 
-async def _redis_version(url: str) -> str:
+def _redis_client(url: str) -> Any:
+    """A plain client of the Redis server, or of the Redis Cluster, at ``url``."""
+    if url.partition("://")[0].endswith("+cluster"):
+        from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+        from tokenward.stores._redis_cluster import parse_cluster_url
+
+        where = parse_cluster_url(url)
+        return RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in where.nodes],
+            username=where.username,
+            password=where.password,
+            ssl=where.tls,
+            socket_timeout=2.0,
+        )
     from redis.asyncio import Redis
 
-    client = Redis.from_url(url, socket_timeout=2.0)
+    return Redis.from_url(url, socket_timeout=2.0)
+
+
+async def _redis_version(url: str) -> str:
+    client = _redis_client(url)
     try:
         info = await client.info("server")
         return str(info.get("redis_version", "?"))
@@ -308,9 +341,7 @@ async def _redis_version(url: str) -> str:
 
 
 async def _redis_keys_left(url: str, prefix: str) -> int:
-    from redis.asyncio import Redis
-
-    client = Redis.from_url(url, socket_timeout=2.0)
+    client = _redis_client(url)  # A cluster's scan_iter visits every primary.
     try:
         return len([k async for k in client.scan_iter(match=f"{prefix}:*", count=500)])
     finally:
@@ -459,9 +490,10 @@ def print_refresh_table(
         f"\nRefresh: TokenService.refresh, one rotation per call  ({reps} interleaved reps;"
         " median per call)"
     )
-    print(f"  {'':<9} {'wall clock':-^78}  {'this process CPU':-^30}")
+    w = max(9, *(len(name) for name in backends))
+    print(f"  {'':<{w}} {'wall clock':-^78}  {'this process CPU':-^30}")
     print(
-        f"  {'backend':<9} {'refresh us':>10} {'p25..p75 us':>15} {'refresh/s':>9}"
+        f"  {'backend':<{w}} {'refresh us':>10} {'p25..p75 us':>15} {'refresh/s':>9}"
         f" {'trips':>5} {'sig us':>7} {'store+ovh us':>12} {'x sig':>6} {'paired':>6}"
         f"  {'refresh us':>10} {'store+ovh us':>12} {'x sig':>6}"
     )
@@ -477,7 +509,7 @@ def print_refresh_table(
         case = cases[name]
         trips = sum(case.ops_seen) / case.calls_checked
         print(
-            f"  {name:<9} {refresh_us:>10.1f} {spread:>15} {1e6 / refresh_us:>9.0f}"
+            f"  {name:<{w}} {refresh_us:>10.1f} {spread:>15} {1e6 / refresh_us:>9.0f}"
             f" {trips:>5.2f} {sig_us:>7.1f} {refresh_us - sig_us:>12.1f}"
             f" {refresh_us / sig_us:>5.2f}x {paired:>5.2f}x"
             f"  {refresh_cpu:>10.1f} {refresh_cpu - sig_cpu:>12.1f} {refresh_cpu / sig_cpu:>5.2f}x"
@@ -579,7 +611,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--backends",
         default=",".join(ALL_BACKENDS),
-        help=f"comma-separated backends (default: {','.join(ALL_BACKENDS)})",
+        help=f"comma-separated backends (default: {','.join(ALL_BACKENDS)};"
+        f" also: {','.join(OPT_IN_BACKENDS)})",
     )
     parser.add_argument("--json", metavar="OUT", type=Path, help="write every figure to OUT")
     parser.add_argument("--reps", type=int, help="interleaved rounds (default 31; quick 5)")
@@ -590,13 +623,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--postgres-dsn", default=DEFAULT_POSTGRES, help=f"default {DEFAULT_POSTGRES}"
     )
+    parser.add_argument(
+        "--redis-cluster-url",
+        metavar="URL",
+        help="a running Redis Cluster, redis+cluster://host:port[,host:port...], for the"
+        " redis-cluster backend (not in the default set)",
+    )
     return parser.parse_args(argv)
 
 
 async def run(args: argparse.Namespace, report: dict[str, Any]) -> int:
     """Open the backends, time everything, print the tables; clean up whatever happens."""
     names = [b.strip() for b in args.backends.split(",") if b.strip()]
-    unknown = sorted(set(names) - set(ALL_BACKENDS))
+    unknown = sorted(set(names) - set(ALL_BACKENDS) - set(OPT_IN_BACKENDS))
     if unknown:
         print(f"unknown backends: {', '.join(unknown)}", file=sys.stderr)
         return 2
@@ -691,7 +730,7 @@ def report_results(
     }
     # Memory, SQLite and the pure-CPU cases run in this process only: their CPU share
     # of wall time says whether they had a CPU or waited for one.
-    local = [s for n, s in series.items() if n not in ("redis", "postgres")]
+    local = [s for n, s in series.items() if n not in SERVER_BACKENDS]
     cpu = sum(sum(s.cpu_ns) * s.batch for s in local)
     wall = sum(sum(s.wall_ns) * s.batch for s in local)
     local_share = cpu / wall if wall else 1.0

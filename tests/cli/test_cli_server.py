@@ -140,7 +140,7 @@ def test_the_store_option_overrides_environment_and_config(
         pytest.param(
             {"TOKENWARD_STORE": "ftp://example"},
             "error: configuration_error: unsupported store scheme 'ftp': "
-            "use sqlite, redis, postgresql or memory",
+            "use sqlite, redis, redis+cluster, postgresql or memory",
             id="bad-scheme",
         ),
         pytest.param(

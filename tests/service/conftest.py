@@ -28,7 +28,7 @@ def policy() -> TokenPolicy:
 
 @pytest.fixture(params=BACKENDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SessionStore]:
-    backend = await open_backend(request.param, tmp_path)
+    backend = await open_backend(request.param, tmp_path, request)
     try:
         yield backend
     finally:

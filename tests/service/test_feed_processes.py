@@ -60,7 +60,7 @@ class VerifierSpec:
     """What the verifier process needs: where the store is, the public keys, the token."""
 
     backend: str
-    location: str  # Redis or PostgreSQL URL, or the SQLite file
+    location: str  # Redis (or Redis Cluster) or PostgreSQL URL, or the SQLite file
     namespace: str  # Redis prefix or PostgreSQL schema
     jwks: dict[str, Any]
     token: str
@@ -153,6 +153,7 @@ class Auth:
     backend: str
     store: SessionStore
     service: TokenService
+    redis_url: str | None = None  # the cluster's, for redis-cluster
 
     def spec(self, token: str) -> VerifierSpec:
         store = self.store
@@ -161,7 +162,8 @@ class Auth:
         from tests.conftest import POSTGRES_DSN, REDIS_URL
 
         if isinstance(store, RedisStore):
-            return VerifierSpec("redis", REDIS_URL, store.prefix, self._jwks(), token)
+            url = self.redis_url or REDIS_URL
+            return VerifierSpec("redis", url, store.prefix, self._jwks(), token)
         assert isinstance(store, PostgresStore)
         return VerifierSpec("postgres", POSTGRES_DSN, store.schema, self._jwks(), token)
 
@@ -169,12 +171,14 @@ class Auth:
         return dict(self.service.keyring.jwks())
 
 
-@pytest.fixture(params=["redis", "postgres", "sqlite"])
+@pytest.fixture(params=["redis", "redis-cluster", "postgres", "sqlite"])
 async def auth(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Auth]:
-    store = await open_backend(request.param, tmp_path)
+    store = await open_backend(request.param, tmp_path, request)
+    cluster = request.param == "redis-cluster"
+    url = request.getfixturevalue("redis_cluster").url if cluster else None
     try:
         service = await TokenService.create(store, TokenPolicy(issuer=ISSUER, audience=AUDIENCE))
-        yield Auth(request.param, store, service)
+        yield Auth(request.param, store, service, url)
     finally:
         await drop_backend(store)
 

@@ -12,11 +12,17 @@ from tests.conftest import POSTGRES_DSN, REDIS_URL, require_service
 from tokenward.stores.base import SessionStore
 from tokenward.stores.memory import MemoryStore
 
-BACKENDS = ["memory", "sqlite", "redis", "postgres"]
+BACKENDS = ["memory", "sqlite", "redis", "redis-cluster", "postgres"]
 
 
-async def open_backend(name: str, tmp_path: Path) -> SessionStore:
-    """Open a fresh store of backend ``name``; Redis and PostgreSQL get a unique namespace."""
+async def open_backend(
+    name: str, tmp_path: Path, request: pytest.FixtureRequest | None = None
+) -> SessionStore:
+    """Open a fresh store of backend ``name``; Redis and PostgreSQL get a unique namespace.
+
+    ``redis-cluster`` runs on the session's ``redis_cluster`` fixture, got through
+    ``request``.
+    """
     if name == "memory":
         return MemoryStore()
     if name == "sqlite":
@@ -24,11 +30,15 @@ async def open_backend(name: str, tmp_path: Path) -> SessionStore:
 
         return await SQLiteStore.open(tmp_path / "tokenward.db")
     namespace = "t" + uuid.uuid4().hex[:12]
-    if name == "redis":
-        require_service("Redis", "127.0.0.1", 6379)
+    if name in ("redis", "redis-cluster"):
         from tokenward.stores.redis import RedisStore
 
-        return await RedisStore.connect(REDIS_URL, prefix=namespace)
+        if name == "redis":
+            require_service("Redis", "127.0.0.1", 6379)
+            return await RedisStore.connect(REDIS_URL, prefix=namespace)
+        assert request is not None, "the redis-cluster backend needs the fixture request"
+        url: str = request.getfixturevalue("redis_cluster").url
+        return await RedisStore.connect(url, prefix=namespace)
     require_service("PostgreSQL", "127.0.0.1", 5432)
     from tokenward.stores.postgres import PostgresStore
 
@@ -45,7 +55,7 @@ async def drop_backend(store: SessionStore) -> None:
 
 @pytest.fixture(params=BACKENDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SessionStore]:
-    backend = await open_backend(request.param, tmp_path)
+    backend = await open_backend(request.param, tmp_path, request)
     try:
         yield backend
     finally:

@@ -60,6 +60,8 @@ async def open_store(url: str) -> Store:
 
     * ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db`` (the default);
     * ``redis://host:port/db`` (``rediss://`` for TLS);
+    * ``redis+cluster://host:port[,host:port...]`` (``rediss+cluster://`` for TLS):
+      Redis Cluster, through any of the nodes listed;
     * ``postgresql://user@host:port/dbname``;
     * ``memory://`` (nothing is kept; for demos and tests).
     """
@@ -73,7 +75,7 @@ async def open_store(url: str) -> Store:
         from tokenward.stores.sqlite import SQLiteStore
 
         return await SQLiteStore.open(path)
-    if scheme in ("redis", "rediss"):
+    if scheme in ("redis", "rediss", "redis+cluster", "rediss+cluster"):
         from tokenward.stores.redis import RedisStore
 
         return await RedisStore.connect(url)
@@ -84,5 +86,6 @@ async def open_store(url: str) -> Store:
     if scheme == "memory":
         return MemoryStore()
     raise ConfigurationError(
-        f"unsupported store scheme {scheme!r}: use sqlite, redis, postgresql or memory"
+        f"unsupported store scheme {scheme!r}:"
+        " use sqlite, redis, redis+cluster, postgresql or memory"
     )

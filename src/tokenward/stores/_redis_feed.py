@@ -11,6 +11,14 @@ script that records it (see :mod:`tokenward.stores.redis`), so messages arrive i
    recorded between steps 1 and 2 is in both), so there is neither a gap nor a
    duplicate across the switch.
 
+On Redis Cluster (:mod:`tokenward.stores._redis_cluster`) the feed subscribes on the
+node that holds the event log, whose scripts publish every recorded event, so the
+argument above holds unchanged (classic PUBLISH reaches every node's subscribers). A
+reuse also arrives as an unsequenced notice (``seq`` 0), published by the ``rotate``
+script before the event is recorded, and possibly again later with its ``seq``: the
+feed yields notices as they come, without moving the last ``seq``. Applying an event
+twice is harmless (:meth:`~tokenward.service.DenyList.apply` is idempotent).
+
 Failures: a lost connection raises :class:`StoreUnavailableError` and the follower
 reconnects from the last ``seq`` it applied; a malformed message (published by something
 else) raises :class:`StoreError`, with the same effect. A connection that dies without
@@ -79,7 +87,8 @@ class RedisFeed:
     async def events(self, since: int, *, now: float) -> AsyncIterator[RevocationEvent]:
         """Yield the unexpired events after ``since`` (at ``now``), then live ones."""
         store = self._store
-        pubsub: PubSub = store._redis.pubsub()
+        with _translate():
+            pubsub: PubSub = await store._subscriber()
         try:
             with _translate():
                 await pubsub.subscribe(store.channel)
@@ -105,7 +114,9 @@ class RedisFeed:
                 if message["type"] != "message":
                     continue  # The PONG, or a subscription notice.
                 event = _decode(message["data"])
-                if event.seq > last:
+                if event.seq == 0:
+                    yield event  # A cluster's notice of a reuse, not yet recorded.
+                elif event.seq > last:
                     last = event.seq
                     yield event
         finally:

@@ -10,6 +10,15 @@ Conventions shared by the scripts that record a revocation event: ``KEYS[2]``,
 events-by-expiry sorted set; the event JSON is built by hand so that times stay exact
 JSON numbers (``cjson`` would print them with 14 significant digits).
 
+On Redis Cluster (:mod:`tokenward.stores._redis_cluster`) a script may declare only keys
+of one hash slot. The session scripts (``create``, ``rotate``, ``revoke_session``) then
+get the session key alone: ``create`` leaves the indexes to the caller, ``rotate``
+PUBLISHes a reuse as an unsequenced notice (``"seq":0``) instead of recording it, and
+``revoke_session`` records nothing; the caller records the event next with ``record``,
+whose keys share the tag ``{rev}``. ``revoke_active``, ``purge_session`` and
+``purge_events`` are the per-slot steps of ``revoke_user``, ``revoke_all`` and ``purge``.
+Given every key, the scripts behave as they always have on a single primary.
+
 The user scripts treat a user record as an opaque JSON string built by the Python side
 (so its times stay exact too); they only maintain the two indexes, by username and by
 sub, that make both unique. The failure counter keeps the caller's window end as the
@@ -45,12 +54,16 @@ local function record(key)
   return redis.call('HMGET', key, unpack(PUBLIC))
 end
 
-local function emit(channel, kind, at, expires_at, sid, sub, reason)
-  local seq = redis.call('INCR', KEYS[3])
+local function event(seq, kind, at, expires_at, sid, sub, reason)
   local function str(s) if s then return cjson.encode(s) end return 'null' end
-  local payload = '{"seq":' .. string.format('%d', seq) .. ',"kind":"' .. kind
+  return '{"seq":' .. string.format('%d', seq) .. ',"kind":"' .. kind
     .. '","at":' .. at .. ',"expires_at":' .. expires_at .. ',"sid":' .. str(sid)
     .. ',"sub":' .. str(sub) .. ',"reason":' .. str(reason) .. '}'
+end
+
+local function emit(channel, kind, at, expires_at, sid, sub, reason)
+  local seq = redis.call('INCR', KEYS[3])
+  local payload = event(seq, kind, at, expires_at, sid, sub, reason)
   redis.call('ZADD', KEYS[2], seq, payload)
   redis.call('ZADD', KEYS[4], expires_at, string.format('%d', seq))
   redis.call('PUBLISH', channel, payload)
@@ -65,22 +78,47 @@ local function revoke_if_active(key, now, at, reason)
   end
   return false
 end
+
+-- Delete the session at key if it is gone or expired at now (false); else return its
+-- expiry, the earlier of the two, for the caller to re-index it with.
+local function purge_session(key, now)
+  local e = redis.call('HMGET', key, 'idle_expires_at', 'absolute_expires_at')
+  if not e[1] or now >= tonumber(e[1]) or now >= tonumber(e[2]) then
+    redis.call('DEL', key)
+    return false
+  end
+  if tonumber(e[2]) < tonumber(e[1]) then return e[2] end
+  return e[1]
+end
+
+-- Delete up to batch events that expired at now; return how many.
+local function purge_events(events, by_expiry, now, batch)
+  local stale = redis.call('ZRANGEBYSCORE', by_expiry, '-inf', now, 'LIMIT', 0, batch)
+  for _, seq in ipairs(stale) do
+    redis.call('ZREMRANGEBYSCORE', events, seq, seq)
+    redis.call('ZREM', by_expiry, seq)
+  end
+  return #stale
+end
 """
 )
 
 _CREATE = r"""
--- KEYS: session, user index, global index
+-- KEYS: session, user index, global index (the session alone on a cluster, where the
+--       caller has indexed it first)
 -- ARGV: ttl_ms, created_at, sid, global member, expiry, field, value, ...
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 6))
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
-redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
-redis.call('ZADD', KEYS[3], ARGV[5], ARGV[4])
+if KEYS[2] then
+  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+  redis.call('ZADD', KEYS[3], ARGV[5], ARGV[4])
+end
 return 1
 """
 
 _ROTATE = r"""
--- KEYS: session, events, seq, events by expiry
+-- KEYS: session, events, seq, events by expiry (the session alone on a cluster)
 -- ARGV: generation, presented hash, successor hash, sealed successor, now,
 --       idle_expires_at, grace, event_expires_at, ttl slack ms, channel, sid
 local key = KEYS[1]
@@ -106,9 +144,16 @@ if gen == stored - 1 and ARGV[2] == s[6] and s[7]
   return {'replayed', s[8], record(key)}
 end
 if gen < stored then
-  -- Reuse: revoke the whole session and record the event in this same script.
+  -- Reuse: revoke the whole session and record the event in this same script. On a
+  -- cluster the event keys live in another slot: publish the event unsequenced now,
+  -- so live verifiers learn of it in this atomic step, and the caller records it.
   redis.call('HSET', key, 'revoked_at', ARGV[5], 'revoked_reason', 'reuse')
-  emit(ARGV[10], 'session', ARGV[5], ARGV[8], ARGV[11], s[9], 'reuse')
+  if KEYS[2] then
+    emit(ARGV[10], 'session', ARGV[5], ARGV[8], ARGV[11], s[9], 'reuse')
+  else
+    local notice = event(0, 'session', ARGV[5], ARGV[8], ARGV[11], s[9], 'reuse')
+    redis.call('PUBLISH', ARGV[10], notice)
+  end
   return {'reused', false, record(key)}
 end
 return {'unknown'}
@@ -125,13 +170,15 @@ return rows
 """
 
 _REVOKE_SESSION = r"""
--- KEYS: session, events, seq, events by expiry
+-- KEYS: session, events, seq, events by expiry (the session alone on a cluster, where
+--       the caller records the event)
 -- ARGV: now, reason, event_expires_at, channel, sid
+-- Returns the session's sub when this call revoked it, nil when unknown or revoked.
 local s = redis.call('HMGET', KEYS[1], 'sid', 'revoked_at', 'sub')
-if not s[1] or s[2] then return 0 end
+if not s[1] or s[2] then return false end
 redis.call('HSET', KEYS[1], 'revoked_at', ARGV[1], 'revoked_reason', ARGV[2])
-emit(ARGV[4], 'session', ARGV[1], ARGV[3], ARGV[5], s[3], ARGV[2])
-return 1
+if KEYS[2] then emit(ARGV[4], 'session', ARGV[1], ARGV[3], ARGV[5], s[3], ARGV[2]) end
+return s[3]
 """
 
 _REVOKE_USER = r"""
@@ -179,27 +226,55 @@ while removed < batch and budget > 0 do
   for _, member in ipairs(due) do
     budget = budget - 1
     local entry = cjson.decode(member)
-    local key = ARGV[3] .. '{' .. entry[1] .. '}'
-    local e = redis.call('HMGET', key, 'idle_expires_at', 'absolute_expires_at')
-    if not e[1] or now >= tonumber(e[1]) or now >= tonumber(e[2]) then
-      redis.call('DEL', key)
+    local expiry = purge_session(ARGV[3] .. '{' .. entry[1] .. '}', now)
+    if expiry then
+      redis.call('ZADD', KEYS[1], expiry, member)
+    else
       redis.call('ZREM', KEYS[1], member)
       redis.call('ZREM', ARGV[4] .. '{' .. entry[2] .. '}', entry[1])
       removed = removed + 1
-    else
-      local expiry = e[1]
-      if tonumber(e[2]) < tonumber(e[1]) then expiry = e[2] end
-      redis.call('ZADD', KEYS[1], expiry, member)
     end
     if removed == batch or budget == 0 then break end
   end
 end
-local stale = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', ARGV[1], 'LIMIT', 0, batch)
-for _, seq in ipairs(stale) do
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], seq, seq)
-  redis.call('ZREM', KEYS[3], seq)
+return removed + purge_events(KEYS[2], KEYS[3], ARGV[1], batch)
+"""
+
+_RECORD = r"""
+-- KEYS: this call's marker, events, seq, events by expiry (one slot: tag {rev})
+-- ARGV: channel, marker ttl ms, at, expires_at, reason, then kind, sid, sub for each
+--       event ('' where the kind has none)
+-- The second step of a revocation on a cluster: record (and publish) its events in
+-- order, once. A retry finds the marker and records nothing; returns 1 when recorded.
+if not redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[2]) then return 0 end
+for i = 6, #ARGV, 3 do
+  local sid, sub = ARGV[i + 1], ARGV[i + 2]
+  if ARGV[i] ~= 'session' then sid = nil end
+  if ARGV[i] == 'all' then sub = nil end
+  emit(ARGV[1], ARGV[i], ARGV[3], ARGV[4], sid, sub, ARGV[5])
 end
-return removed + #stale
+return 1
+"""
+
+_REVOKE_ACTIVE = r"""
+-- KEYS: one session; ARGV: now, reason, sub
+-- The per-session step of revoke_user and revoke_all on a cluster: revoke the session
+-- if it is active at now and is sub's (an index entry left behind by a refused
+-- duplicate create must not reach another user's session). 1 when revoked.
+if redis.call('HGET', KEYS[1], 'sub') ~= ARGV[3] then return 0 end
+if revoke_if_active(KEYS[1], tonumber(ARGV[1]), ARGV[1], ARGV[2]) then return 1 end
+return 0
+"""
+
+_PURGE_SESSION = r"""
+-- KEYS: one session; ARGV: now
+-- nil when the session is gone or was deleted as expired, else its expiry.
+return purge_session(KEYS[1], tonumber(ARGV[1]))
+"""
+
+_PURGE_EVENTS = r"""
+-- KEYS: events, events by expiry; ARGV: now, batch
+return purge_events(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]))
 """
 
 _CREATE_USER = r"""
@@ -254,6 +329,10 @@ SCRIPTS = {
         "revoke_user": _REVOKE_USER,
         "revoke_all": _REVOKE_ALL,
         "purge": _PURGE,
+        "record": _RECORD,
+        "revoke_active": _REVOKE_ACTIVE,
+        "purge_session": _PURGE_SESSION,
+        "purge_events": _PURGE_EVENTS,
         "create_user": _CREATE_USER,
         "update_user": _UPDATE_USER,
         "record_failure": _RECORD_FAILURE,

@@ -58,7 +58,10 @@ class StoreError(TokenwardError):
 class StoreUnavailableError(StoreError):
     """The store cannot be reached or timed out; nothing was changed by the failed call.
 
-    Callers may retry later; the HTTP layer answers 503 with ``Retry-After``.
+    Callers may retry later; the HTTP layer answers 503 with ``Retry-After``. (On Redis
+    Cluster, ``revoke_user`` and ``revoke_all`` may have revoked the sessions on the
+    nodes that answered; calling again completes them. See
+    :mod:`tokenward.stores._redis_cluster`.)
     """
 
     code = "store_unavailable"
@@ -275,7 +278,8 @@ class SessionStore(Protocol):
     ) -> int:
         """Revoke every active session of ``sub`` and return how many were revoked.
 
-        In the same atomic operation (one round trip), record one SESSION event per
+        In the same atomic operation (one round trip; Redis Cluster takes it in steps,
+        see :mod:`tokenward.stores._redis_cluster`), record one SESSION event per
         revoked session (its ``sid`` and ``sub``, ``reason``, ``at`` = ``now``, expiring
         at ``event_expires_at``), oldest session first, and then one USER event. The
         SESSION events let verifiers deny exactly the revoked sessions' access tokens,

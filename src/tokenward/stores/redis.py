@@ -53,16 +53,25 @@ revoked session keeps its TTL, so reuse of its tokens is recognised until it exp
 A failure window likewise ends at ``now + window`` as the caller counts it; its key's
 TTL (the window plus slack, set when the window starts) only removes it afterwards.
 
-Deployment: a single Redis primary (standalone, or Sentinel-managed). Every session
-key carries its own hash tag so that the hot path is ready for Redis Cluster, but the
-scripts pass more keys than that: ``rotate`` and ``revoke_session`` declare the shared
-event keys (a reuse must be recorded in the same atomic step), ``create_session`` the
-user and global indexes, and ``revoke_user``, ``revoke_all``, ``list_sessions`` and
-``purge_expired`` reach session keys they derive from an index inside the script. A
-cluster refuses all of these as cross-slot. On a cluster, ``rotate`` would run with the
-session key alone and record a reuse event in a second call (atomic no more); that
-variant is not implemented. The user scripts are cluster-safe already: both user hashes
-share the tag ``{users}``, and a failure window is a single key.
+Deployment: a single Redis primary (standalone, or Sentinel-managed), with
+``redis://`` or ``rediss://`` URLs; everything above holds there. Redis Cluster is
+supported too, with ``redis+cluster://host:port[,host:port...]`` (``rediss+cluster://``
+for TLS), which :meth:`RedisStore.connect` and :func:`~tokenward.stores.open_store` turn
+into a :class:`~tokenward.stores._redis_cluster.RedisClusterStore`. A cluster refuses a
+script whose keys lie in more than one hash slot, and the scripts above pass more keys
+than that: ``rotate`` and ``revoke_session`` the shared event keys, ``create_session``
+the user and global indexes, and ``revoke_user``, ``revoke_all``, ``list_sessions`` and
+``purge_expired`` reach session keys through an index. The cluster store therefore gives
+every script the keys of one slot only: a session's own hash (tagged by its sid) for
+everything that changes one session, so ``rotate`` stays one atomic script and one round
+trip, including the revocation a reuse causes, which the script also PUBLISHes at once;
+the event log moves under one tag (``P:{rev}:...``) and is written in a second,
+idempotent and retried call; user-wide and global operations fan out per node. So on a
+cluster, what is atomic is each session's change; recording its event, and operations
+over many sessions, are not: :mod:`tokenward.stores._redis_cluster` says exactly what
+can be seen between the steps and after a failure. The user scripts are cluster-safe
+as they are: both user hashes share the tag ``{users}``, and a failure window is a
+single key.
 
 The store keeps only SHA-256 hashes of refresh ``jti``s and sealed bytes nobody but the
 holder of the previous refresh token can open; nothing here logs them.
@@ -79,13 +88,18 @@ from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import (
     AuthenticationError,
     AuthorizationError,
+    ClusterDownError,
+    ClusterError,
+    RedisClusterException,
     RedisError,
     ResponseError,
+    TryAgainError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -109,6 +123,8 @@ from tokenward.stores.base import (
 )
 
 if TYPE_CHECKING:
+    from redis.asyncio.cluster import RedisCluster
+
     from tokenward.stores._redis_feed import RedisFeed
 
 __all__ = ["RedisStore"]
@@ -131,6 +147,17 @@ _MAX_TTL_MS = 2**42
 
 _PREFIX = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
+# Failures after which the command cannot have run, or its outcome is unknown to the
+# caller (a timeout): reported as StoreUnavailableError. The cluster ones mean a slot
+# has no reachable primary just now (failover, migration, a node down).
+_UNAVAILABLE = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    OSError,
+    ClusterDownError,
+    TryAgainError,
+)
+
 
 def _num(value: float) -> str:
     """A time as the exact decimal string Redis and Lua read back to the same double."""
@@ -144,6 +171,19 @@ def _check_prefix(prefix: str) -> None:
     if not _PREFIX.fullmatch(prefix):
         # Braces would change the hash tags, glob characters would widen drop().
         raise ConfigurationError("redis prefix must be 1-64 of [A-Za-z0-9_.:-]")
+
+
+def _store_error(exc: Exception) -> StoreError:
+    """The store error reported for a client failure (messages never carry the URL)."""
+    if isinstance(exc, AuthenticationError | AuthorizationError):
+        return StoreError("redis refused this client's credentials")
+    if isinstance(exc, RedisClusterException | ClusterError):
+        return StoreUnavailableError("no redis cluster node serves this now (or not a cluster)")
+    if isinstance(exc, _UNAVAILABLE):
+        return StoreUnavailableError("redis is unreachable or timed out")
+    if isinstance(exc, ResponseError):
+        return StoreError(f"redis refused a command: {exc}")
+    return StoreError(f"redis client failed: {type(exc).__name__}")
 
 
 def _text(value: bytes | str | None) -> str | None:
@@ -249,7 +289,8 @@ def _user_record(raw: bytes | str) -> UserRecord:
 
 class RedisStore:
     """A :class:`~tokenward.stores.base.SessionStore` and
-    :class:`~tokenward.stores.base.UserStore` on one Redis primary.
+    :class:`~tokenward.stores.base.UserStore` on one Redis primary (and, through the
+    subclass :meth:`connect` returns for a ``redis+cluster://`` URL, on Redis Cluster).
 
     ``operations`` counts the round trips this instance made (one per command, script
     call or pipeline), so benchmarks can check that a refresh costs exactly one.
@@ -261,15 +302,22 @@ class RedisStore:
         await store.close()
     """
 
+    _EVENT_KEYS = ("{p}:revocations", "{p}:revseq", "{p}:revexp")
+    """Names of the event log's keys (events, seq counter, events by expiry)."""
+
     def __init__(self, client: Redis, *, prefix: str = "tokenward") -> None:
         """Wrap a ``decode_responses=False`` client; prefer :meth:`connect`."""
+        self._setup(client, prefix)
+
+    def _setup(self, client: Redis | RedisCluster, prefix: str) -> None:
         _check_prefix(prefix)
         self._redis = client
         self.prefix = prefix
         self.channel = f"{prefix}:revocations"
         """The pub/sub channel carrying every revocation event as JSON."""
         self._all = f"{prefix}:all"
-        self._events = (f"{prefix}:revocations", f"{prefix}:revseq", f"{prefix}:revexp")
+        events, seq, by_expiry = (name.format(p=prefix) for name in self._EVENT_KEYS)
+        self._events = (events, seq, by_expiry)
         self._keys = f"{prefix}:keys"
         self._users = (f"{prefix}:{{users}}", f"{prefix}:{{users}}:subs")
         self._scripts = {name: client.register_script(src) for name, src in SCRIPTS.items()}
@@ -281,19 +329,34 @@ class RedisStore:
     ) -> RedisStore:
         """Connect to ``url``, check the server answers and load the scripts.
 
+        ``url`` is ``redis://host:port/db`` (``rediss://`` for TLS) for one primary, or
+        ``redis+cluster://host:port[,host:port...]`` (``rediss+cluster://``) for Redis
+        Cluster, which returns the cluster store (see
+        :mod:`tokenward.stores._redis_cluster`).
+
         ``timeout`` bounds connecting and every command; failures raise
         :class:`StoreUnavailableError`. The client does not retry on its own: a retried
         script could run twice, so retrying is the caller's decision. The check and the
         script loading are one pipeline, counted as one operation.
         """
+        if url.partition("://")[0].endswith("+cluster"):
+            from tokenward.stores._redis_cluster import RedisClusterStore
+
+            return await RedisClusterStore.connect(url, prefix=prefix, timeout=timeout)
         _check_prefix(prefix)
-        client = Redis.from_url(
-            url,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            retry=Retry(NoBackoff(), 0),
-            decode_responses=False,
-        )
+        try:
+            client = Redis.from_url(
+                url,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+                retry=Retry(NoBackoff(), 0),
+                decode_responses=False,
+            )
+        except ValueError:
+            # The message may quote the URL, password included.
+            raise ConfigurationError(
+                "redis store URL must look like redis://host:port/db"
+            ) from None
         store = cls(client, prefix=prefix)
         try:
             pipe = client.pipeline(transaction=False)
@@ -328,19 +391,25 @@ class RedisStore:
         self.operations += 1
         try:
             return await call
-        except (AuthenticationError, AuthorizationError):
-            raise StoreError("redis refused this client's credentials") from None
-        except (RedisConnectionError, RedisTimeoutError, OSError):
-            raise StoreUnavailableError("redis is unreachable or timed out") from None
-        except ResponseError as exc:
-            raise StoreError(f"redis refused a command: {exc}") from None
-        except RedisError as exc:
-            raise StoreError(f"redis client failed: {type(exc).__name__}") from None
+        except (RedisError, RedisClusterException, OSError) as exc:
+            raise _store_error(exc) from None
 
     async def _script(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         return await self._op(self._scripts[name](keys=keys, args=args))
 
+    async def _subscriber(self) -> PubSub:
+        """A pub/sub connection for the revocation feed (it connects on subscribing)."""
+        return self._redis.pubsub()
+
     async def create_session(self, session: NewSession) -> None:
+        args = self._create_args(session)
+        keys = [self.session_key(session.sid), self.user_key(session.sub), self._all]
+        if not await self._script("create", keys, args):
+            raise StoreError("session id exists already")
+
+    @staticmethod
+    def _create_args(session: NewSession) -> list[Any]:
+        """ARGV of the ``create`` script: ttl, index scores and members, then the fields."""
         expires_at = min(session.idle_expires_at, session.absolute_expires_at)
         ttl_ms = max(math.ceil((expires_at - session.created_at) * 1000), 0) + _TTL_SLACK_MS
         fields: dict[str, str | bytes] = {
@@ -363,12 +432,15 @@ class RedisStore:
         args.append(_num(expires_at))
         for name, value in fields.items():
             args += [name, value]
-        keys = [self.session_key(session.sid), self.user_key(session.sub), self._all]
-        if not await self._script("create", keys, args):
-            raise StoreError("session id exists already")
+        return args
 
     async def rotate(self, rotation: Rotation) -> RotateResult:
-        args = [
+        keys = [self.session_key(rotation.sid), *self._events]
+        reply = await self._script("rotate", keys, self._rotate_args(rotation))
+        return self._rotated(rotation, reply)
+
+    def _rotate_args(self, rotation: Rotation) -> list[Any]:
+        return [
             rotation.generation,
             rotation.presented_hash,
             rotation.successor_hash,
@@ -381,7 +453,10 @@ class RedisStore:
             self.channel,
             rotation.sid,
         ]
-        reply = await self._script("rotate", [self.session_key(rotation.sid), *self._events], args)
+
+    @staticmethod
+    def _rotated(rotation: Rotation, reply: Any) -> RotateResult:
+        """The result of a ``rotate`` script's reply."""
         status = RotateStatus(reply[0].decode())
         if status is RotateStatus.UNKNOWN:
             return RotateResult(status)
@@ -402,7 +477,7 @@ class RedisStore:
     ) -> bool:
         args = [_num(now), reason, _num(event_expires_at), self.channel, sid]
         keys = [self.session_key(sid), *self._events]
-        return bool(await self._script("revoke_session", keys, args))
+        return await self._script("revoke_session", keys, args) is not None
 
     async def revoke_user(
         self, sub: str, *, now: float, reason: str, event_expires_at: float

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tokenward.errors import (
+    AlgorithmNotAllowedError,
     BadSignatureError,
     ClaimError,
     ConfigurationError,
@@ -48,6 +49,33 @@ def test_typ_is_checked_even_for_a_memoised_header() -> None:
     jwt.decode(token, key, algorithms=["EdDSA"], typ="rt+jwt", now=NOW)
     with pytest.raises(InvalidTypeError):
         jwt.decode(token, key, algorithms=["EdDSA"], typ="at+jwt", now=NOW)
+
+
+@pytest.mark.parametrize("holder", ["key", "keyset"])
+def test_a_memoised_header_is_still_held_to_each_call_s_allow_list(holder: str) -> None:
+    # The memo remembers the alg and the closure a header chose; the allow-list is a
+    # per-call argument and is checked on every call, remembered header or not.
+    key = Key.generate("HS256", kid="k")
+    verifier: Key | KeySet = key if holder == "key" else KeySet([key])
+    token = jwt.encode({"exp": NOW + 60}, key)
+    jwt.decode(token, verifier, algorithms=["HS256"], now=NOW)
+    assert len(verifier._headers) == 1
+    with pytest.raises(AlgorithmNotAllowedError):
+        jwt.decode(token, verifier, algorithms=["HS384"], now=NOW)
+    with pytest.raises(AlgorithmNotAllowedError):
+        jws.verify(token, verifier, algorithms=["ES256", "HS512"])
+
+
+def test_a_memoised_header_selects_the_key_it_verified_with() -> None:
+    # Two keys in a set: each header segment (each kid) remembers its own key.
+    first, second = Key.generate("HS256", kid="a"), Key.generate("HS256", kid="b")
+    keys = KeySet([first, second])
+    for key in (first, second, first, second):
+        token = jwt.encode({"exp": NOW + 60}, key)
+        assert jwt.decode(token, keys, algorithms=["HS256"], now=NOW) == {"exp": NOW + 60}
+    impostor = jwt.encode({"exp": NOW + 60}, Key.generate("HS256", kid="b"))
+    with pytest.raises(BadSignatureError):
+        jwt.decode(impostor, keys, algorithms=["HS256"], now=NOW)
 
 
 @pytest.mark.parametrize("holder", ["key", "keyset"])

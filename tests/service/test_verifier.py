@@ -290,6 +290,32 @@ def test_cache_is_bounded(key: Key, clock: FrozenClock) -> None:
     assert verifier.stats.signature_verifications == 301
 
 
+def test_a_flood_of_tokens_seen_once_does_not_push_out_a_token_in_use(
+    key: Key, clock: FrozenClock
+) -> None:
+    # Eviction gives a used token a second chance: a client sending its token between
+    # hundreds of tokens each seen once keeps it cached (first-in-first-out would drop
+    # it after 64 insertions and verify it again every time it came back).
+    verifier = Verifier(
+        KeySet([key.public_key()]), issuer=ISSUER, audience=AUDIENCE, clock=clock, cache_size=64
+    )
+    hot = mint(key, sid="hot")
+    verifier.verify(hot)
+    flood = [mint(key, sid=f"once{i}") for i in range(400)]
+    for i, token in enumerate(flood):
+        verifier.verify(token)
+        if i % 16 == 0:
+            verifier.verify(hot)
+        assert verifier.cached_tokens <= 64
+    assert verifier.stats.signature_verifications == 1 + len(flood)
+    assert verifier.stats.cache_hits == 25
+    assert verifier.stats.cache_evictions >= len(flood) + 1 - 64
+    assert len(verifier._used) <= verifier.cached_tokens
+    # A token of the flood is evicted first: the oldest ones are gone.
+    verifier.verify(flood[0])
+    assert verifier.stats.signature_verifications == 2 + len(flood)
+
+
 def test_full_cache_evicts_expired_entries_before_live_ones(key: Key, clock: FrozenClock) -> None:
     verifier = Verifier(
         KeySet([key.public_key()]), issuer=ISSUER, audience=AUDIENCE, clock=clock, cache_size=8

@@ -175,17 +175,6 @@ def parse_header(h64: str | bytes) -> dict[str, Any]:
     return header
 
 
-def _header(h64: bytes, memo: dict[bytes, dict[str, Any]] | None) -> dict[str, Any]:
-    # Every token signed by one key carries the same header segment, so the parsed and
-    # checked header is remembered per verification key (a few entries, never evicted
-    # by attacker input: only headers whose token verified are added, see below).
-    if memo is not None:
-        cached = memo.get(h64)
-        if cached is not None:
-            return cached
-    return parse_header(h64)
-
-
 def verify_compact(
     token: object,
     key: Key | KeyResolver,
@@ -197,26 +186,38 @@ def verify_compact(
     The header returned may be shared with later calls: callers must not change it.
     """
     raw, h64, p64, s64 = split_octets(token, max_size)
+    # Every token signed by one key carries the same header segment. Once a token with
+    # it verified, the parsed and checked header, its alg and the verification closure
+    # chosen for it are remembered per verification key (a few entries, never evicted
+    # by attacker input: only headers whose token verified are added, below). A Key or
+    # KeySet never changes, so the same segment always selects the same closure.
     memo = key._headers if type(key) is Key or type(key) is KeySet else None
-    header = _header(h64, memo)
-    alg = header.get("alg")
-    if type(alg) is not str or alg not in algorithms:
-        # RFC 8725 sec. 3.1; "none" can never be in a validated allow-list.
-        raise AlgorithmNotAllowedError("token alg is absent, malformed or not allowed")
-    if type(key) is Key:
-        kid = header.get("kid")
-        if kid is not None and key._kid is not None and kid != key._kid:
-            raise KeyNotFoundError("token kid does not name the verification key")
-        verify = key._verifiers.get(alg) or key.verifier_for(alg)
-    elif type(key) is KeySet or isinstance(key, KeyResolver):
-        # The exact-type test first: a runtime-checkable Protocol check costs far more.
-        verify = key.key_for(header).verifier_for(alg)
+    known = memo.get(h64) if memo is not None else None
+    if known is not None:
+        header, alg, verify = known
+        if alg not in algorithms:
+            raise AlgorithmNotAllowedError("token alg is absent, malformed or not allowed")
     else:
-        raise ConfigurationError("verify needs a Key, a KeySet or a KeyResolver")
+        header = parse_header(h64)
+        named = header.get("alg")
+        if type(named) is not str or named not in algorithms:
+            # RFC 8725 sec. 3.1; "none" can never be in a validated allow-list.
+            raise AlgorithmNotAllowedError("token alg is absent, malformed or not allowed")
+        alg = named
+        if type(key) is Key:
+            kid = header.get("kid")
+            if kid is not None and key._kid is not None and kid != key._kid:
+                raise KeyNotFoundError("token kid does not name the verification key")
+            verify = key._verifiers.get(alg) or key.verifier_for(alg)
+        elif type(key) is KeySet or isinstance(key, KeyResolver):
+            # The exact-type test first: a runtime-checkable Protocol check costs far more.
+            verify = key.key_for(header).verifier_for(alg)
+        else:
+            raise ConfigurationError("verify needs a Key, a KeySet or a KeyResolver")
     if not verify(raw[: len(h64) + 1 + len(p64)], decode_segment(s64)):
         raise BadSignatureError("signature verification failed")
-    if memo is not None and h64 not in memo and len(memo) < _HEADER_MEMO_SIZE:
-        memo[h64] = header
+    if known is None and memo is not None and len(memo) < _HEADER_MEMO_SIZE:
+        memo[h64] = (header, alg, verify)
     return header, decode_segment(p64)
 
 

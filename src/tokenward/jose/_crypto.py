@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -36,6 +37,9 @@ __all__ = [
 
 Verifier = Callable[[bytes, bytes], bool]
 Signer = Callable[[bytes], bytes]
+#: A header segment that verified under a key: the parsed header, its ``alg`` and the
+#: verification closure chosen for it (see ``_compact.verify_compact``).
+VerifiedHeader = tuple[dict[str, Any], str, Verifier]
 
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha256": hashes.SHA256,

@@ -37,6 +37,7 @@ from tokenward.jose._crypto import (
     PrivateKey,
     PublicKey,
     Signer,
+    VerifiedHeader,
     Verifier,
     build_signer,
     build_verifier,
@@ -145,7 +146,7 @@ class Key:
     _size: int
     _verifiers: Mapping[str, Verifier]
     _signers: Mapping[str, Signer]
-    _headers: dict[bytes, dict[str, Any]]
+    _headers: dict[bytes, VerifiedHeader]
     _header_segments: dict[tuple[str, str | None], bytes]
     _decode_memo: dict[Any, Any]
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Protocol, Self, runtime_checkable
 
 from tokenward.errors import InvalidKeyError, KeyNotFoundError
+from tokenward.jose._crypto import VerifiedHeader
 from tokenward.jose._keys import Key
 
 __all__ = ["KeyResolver", "KeySet"]
@@ -52,7 +53,7 @@ class KeySet:
             raise InvalidKeyError("a key set must not mix symmetric and asymmetric keys")
         self._keys = by_kid
         # Parsed headers of verified tokens (see _compact.verify_compact): a bounded memo.
-        self._headers: dict[bytes, dict[str, Any]] = {}
+        self._headers: dict[bytes, VerifiedHeader] = {}
         # Validated jwt.decode arguments (allow-list, claim rules): a bounded memo.
         self._decode_memo: dict[Any, Any] = {}
 

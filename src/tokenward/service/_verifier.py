@@ -10,9 +10,11 @@ with every request until it expires, so the second and later verifications of a 
 are one dict lookup (keyed by the exact token string), one comparison with ``exp``, and
 the deny-list check, instead of a signature verification. Revocation therefore still
 applies to cached tokens at once. The cache is bounded (``cache_size`` entries; expired
-entries go first, then the oldest), drops an entry when it is found expired, and is
-cleared whenever the key source's set changes, so a key taken out of the set stops
-being accepted immediately, cached or not.
+entries go first, then the oldest that has not been used since it was last passed
+over: a "second chance", so a flood of tokens each seen once cannot push out the tokens
+clients keep sending), drops an entry when it is found expired, and is cleared whenever
+the key source's set changes, so a key taken out of the set stops being accepted
+immediately, cached or not.
 
 Errors::
 
@@ -188,6 +190,8 @@ class Verifier:
         self._follower = follower
         self._cache_size = cache_size
         self._cache: dict[str | bytes, tuple[AccessClaims, float]] = {}
+        # Cached tokens used again since they were cached or last passed over by eviction.
+        self._used: set[str | bytes] = set()
         self._cache_keys: KeySet | None = None
         self._lock = threading.Lock()
         self._next_sweep = -math.inf
@@ -214,6 +218,7 @@ class Verifier:
         """Forget every verified token (the next use of each is verified in full)."""
         with self._lock:
             self._cache.clear()
+            self._used.clear()
 
     # -- verification -----------------------------------------------------------------------
 
@@ -243,9 +248,11 @@ class Verifier:
             claims, until = entry
             if not now < until:
                 self._cache.pop(token, None)
+                self._used.discard(token)
                 raise ExpiredTokenError("token has expired", claim="exp", reason="expired")
             if self.deny.denies(claims.claims):
                 raise SessionRevokedTokenError("the token's session has been revoked")
+            self._used.add(token)
         if scopes:
             # A string is an OAuth scope list ("read write"), never iterated letter by letter.
             required = scopes.split() if isinstance(scopes, str) else scopes
@@ -290,6 +297,7 @@ class Verifier:
         # A new key set may lack a key that signed cached tokens: verify them again.
         with self._lock:
             self._cache.clear()
+            self._used.clear()
             self._earliest = math.inf
             self._cache_keys = keys
             self._algorithms = (
@@ -346,13 +354,26 @@ class Verifier:
                     self._sweep(now)
                 excess = len(cache) - (size - max(1, size // 16))
                 if excess > 0:
-                    for old in list(islice(cache, excess)):
-                        del cache[old]
-                    self.stats.cache_evictions += excess
+                    self._evict(excess)
             elif now >= self._next_sweep:
                 self._sweep(now)
             cache[token] = (claims, until)
             self._earliest = min(self._earliest, until)
+
+    def _evict(self, excess: int) -> None:
+        # Oldest first; a token used since it was cached (or last passed over) is moved
+        # to the back once instead, without its mark, so at most two passes are needed.
+        cache, used = self._cache, self._used
+        evicted = 0
+        while evicted < excess:
+            for old in list(islice(cache, excess - evicted)):
+                if old in used:
+                    used.discard(old)
+                    cache[old] = cache.pop(old)
+                else:
+                    del cache[old]
+                    evicted += 1
+        self.stats.cache_evictions += evicted
 
     def _sweep(self, now: float) -> None:
         # Entries are also dropped when found expired; this catches tokens never seen again.
@@ -361,8 +382,10 @@ class Verifier:
         for token, (_, until) in list(cache.items()):
             if until <= now:
                 del cache[token]
+                self._used.discard(token)
             elif until < earliest:
                 earliest = until
+        self._used.intersection_update(cache)  # Marks left by a hit racing an eviction.
         self._earliest = earliest
         self._next_sweep = now + _SWEEP_INTERVAL
 

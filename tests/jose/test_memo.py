@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tokenward.errors import (
     AlgorithmNotAllowedError,
@@ -10,6 +12,7 @@ from tokenward.errors import (
     ClaimError,
     ConfigurationError,
     InvalidTypeError,
+    TokenwardError,
 )
 from tokenward.jose import Key, KeySet, jws, jwt
 
@@ -125,3 +128,74 @@ def test_decode_arguments_are_validated_on_every_spelling() -> None:
     # Unhashable arguments work too, without a memo entry.
     assert jwt.decode(token, key, algorithms={"HS256"}, audience={"api"}, issuer="me", now=NOW)
     assert len(key._decode_memo) <= 8
+
+
+# -- the one-pass path for remembered headers --------------------------------------------
+
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_ODD = "+/=.! \n\x00é~"
+
+
+def _outcome(token: str | bytes, keys: Key | KeySet) -> object:
+    try:
+        return jwt.decode(token, keys, algorithms=["HS256", "ES256"], audience="api", now=NOW)
+    except TokenwardError as exc:
+        return (type(exc), exc.code, str(exc))
+
+
+@pytest.mark.parametrize("alg", ["HS256", "ES256"])
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_a_remembered_header_changes_no_answer(alg: str, data: st.DataObject) -> None:
+    # The same token, mutated in its payload or signature, must get the same answer from
+    # a key set that remembers the header (the one-pass path) as from a fresh one.
+    key = Key.generate(alg, kid="k")
+    good = jwt.encode({"aud": "api", "exp": NOW + 60, "sub": "ada"}, key)
+    warm = KeySet([key])
+    assert jwt.decode(good, warm, algorithms=[alg], audience="api", now=NOW)["sub"] == "ada"
+    head, payload, signature = good.split(".")
+    segment = data.draw(st.sampled_from(["payload", "signature"]))
+    text = payload if segment == "payload" else signature
+    edit = data.draw(st.sampled_from(["replace", "insert", "delete", "truncate"]))
+    at = data.draw(st.integers(0, len(text)))
+    char = data.draw(st.sampled_from(_ALPHABET + _ODD))
+    if edit == "replace" and at < len(text):
+        text = text[:at] + char + text[at + 1 :]
+    elif edit == "insert":
+        text = text[:at] + char + text[at:]
+    elif edit == "delete" and at < len(text):
+        text = text[:at] + text[at + 1 :]
+    else:
+        text = text[:at]
+    mutated = ".".join([head, text, signature] if segment == "payload" else [head, payload, text])
+    for token in (mutated, mutated.encode("utf-8")):
+        assert _outcome(token, warm) == _outcome(token, KeySet([key]))
+
+
+@pytest.mark.parametrize("alg", ["HS256", "ES256"])
+@pytest.mark.parametrize("segment", [1, 2])
+def test_a_remembered_header_does_not_excuse_non_canonical_base64(alg: str, segment: int) -> None:
+    # A last character with non-zero unused bits decodes to the same octets; the strict
+    # codec refuses it (one signature, one token string), remembered header or not.
+    key = Key.generate(alg, kid="k")
+    good = next(
+        token
+        for n in range(4)
+        if len(
+            (token := jwt.encode({"aud": "api", "exp": NOW + 60, "x": "a" * n}, key)).split(".")[
+                segment
+            ]
+        )
+        % 4
+        in (2, 3)
+    )
+    warm = KeySet([key])
+    jwt.decode(good, warm, algorithms=[alg], audience="api", now=NOW)
+    parts = good.split(".")
+    text = parts[segment]
+    assert len(text) % 4 in (2, 3)  # a final character with unused bits
+    last = _ALPHABET.index(text[-1])
+    parts[segment] = text[:-1] + _ALPHABET[last | 1]  # same data bits, a low bit set
+    forged = ".".join(parts)
+    assert _outcome(forged, warm) == _outcome(forged, KeySet([key]))
+    assert isinstance(_outcome(forged, warm), tuple)  # refused

@@ -16,8 +16,14 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from tokenward.errors import InvalidKeyError, InvalidTokenError, TokenwardError
+from tokenward.errors import (
+    InvalidKeyError,
+    InvalidTokenError,
+    MalformedTokenError,
+    TokenwardError,
+)
 from tokenward.jose import HARD_MAX_SIZE, Key, KeySet, jws, jwt
+from tokenward.jose._b64 import b64u_decode, decode_strict
 
 NOW = 1_700_000_000
 ALGS = ("HS256", "HS512", "RS256", "PS256", "ES256", "ES512", "ES256K", "EdDSA", "Ed448")
@@ -265,3 +271,22 @@ def test_random_jwk_raises_only_invalid_key_error(
 ) -> None:
     with contextlib.suppress(InvalidKeyError):
         Key.from_jwk({**base, **changes})
+
+
+_SEGMENT_OCTETS = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_+/=. \n\x00\xff"
+
+
+@given(
+    st.one_of(
+        st.lists(st.sampled_from(list(_SEGMENT_OCTETS)), max_size=14).map(bytes),
+        st.binary(max_size=14),
+    )
+)
+def test_strict_one_pass_decoding_agrees_with_the_checked_decoder(segment: bytes) -> None:
+    # decode_strict (one pass, for remembered headers) accepts exactly what the checked
+    # decoder accepts, and decodes it to the same octets.
+    try:
+        expected: bytes | None = b64u_decode(segment.decode("latin-1"))
+    except MalformedTokenError:
+        expected = None
+    assert decode_strict(segment) == expected

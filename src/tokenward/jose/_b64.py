@@ -14,7 +14,14 @@ import re
 
 from tokenward.errors import MalformedTokenError
 
-__all__ = ["b64u_decode", "b64u_encode", "decode_checked", "decode_segment", "is_b64u"]
+__all__ = [
+    "b64u_decode",
+    "b64u_encode",
+    "decode_checked",
+    "decode_segment",
+    "decode_strict",
+    "is_b64u",
+]
 
 _ALPHABET = re.compile(r"[A-Za-z0-9_-]*")
 _TO_STANDARD = bytes.maketrans(b"-_", b"+/")
@@ -56,6 +63,29 @@ def decode_segment(segment: bytes) -> bytes:
         if segment[-1] not in _CANONICAL_LAST_BYTES[rem]:
             raise MalformedTokenError("base64url text has non-zero trailing bits")
     return binascii.a2b_base64(segment.translate(_TO_STANDARD) + _PADDING[rem])
+
+
+# For decode_strict: base64url to standard, and the standard alphabet's own "+", "/" and
+# padding "=" to "!", which binascii's strict mode refuses like any other stray octet.
+_TO_STANDARD_STRICT = bytes.maketrans(b"-_+/=", b"+/!!!")
+
+
+def decode_strict(segment: bytes) -> bytes | None:
+    """Decode a segment of unchecked octets; None unless it is canonical base64url.
+
+    One pass does both the alphabet check and the decoding, where
+    :func:`decode_segment` needs the alphabet checked first. The caller decides what a
+    refusal means (the fast path of a verifier falls back to the full checks).
+    """
+    rem = len(segment) & 3
+    if rem and (rem == 1 or segment[-1] not in _CANONICAL_LAST_BYTES[rem]):
+        return None
+    try:
+        return binascii.a2b_base64(
+            segment.translate(_TO_STANDARD_STRICT) + _PADDING[rem], strict_mode=True
+        )
+    except binascii.Error:
+        return None
 
 
 def decode_checked(segment: str) -> bytes:

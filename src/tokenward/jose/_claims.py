@@ -203,8 +203,12 @@ class ClaimRules:
         This runs on every verification, so the checks are written out rather than
         looped over; each is the rule stated in the module docstring.
         """
-        if self._typ is not None:
-            self.check_typ(header)
+        expected = self._typ
+        if expected is not None:
+            typ = header.get("typ")
+            # The exact normalised spelling first; any other is normalised, then compared.
+            if typ != expected and (type(typ) is not str or normalize_typ(typ) != expected):
+                raise InvalidTypeError("token typ is not the expected type")
         get = claims.get
         # The bounds are computed on ``now`` (a float) and compared with the claim, so a
         # huge integer claim compares exactly instead of overflowing a float conversion.

@@ -10,7 +10,7 @@ never over a re-encoding). The payload is decoded only after the signature verif
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from typing import Any, cast
+from typing import Any
 
 from tokenward.errors import (
     AlgorithmNotAllowedError,
@@ -21,7 +21,8 @@ from tokenward.errors import (
     UnsupportedHeaderError,
 )
 from tokenward.jose._algorithms import ALGORITHMS
-from tokenward.jose._b64 import b64u_encode, decode_segment
+from tokenward.jose._b64 import b64u_encode, decode_segment, decode_strict
+from tokenward.jose._crypto import VerifiedHeader
 from tokenward.jose._json import dumps, loads_object
 from tokenward.jose._keys import Key
 from tokenward.jose._keyset import KeyResolver, KeySet
@@ -65,10 +66,8 @@ def allowlist(algorithms: Collection[str]) -> frozenset[str]:
     supported names. A bare string is refused, since ``"S256" in "HS256"`` is True.
     """
     kind = type(algorithms)
-    if kind is frozenset:
-        ready = cast("frozenset[str]", algorithms)
-        if ready and ready <= _KNOWN:
-            return ready
+    if kind is frozenset and algorithms and algorithms <= _KNOWN:  # type: ignore[operator]
+        return algorithms  # type: ignore[return-value]
     if (
         kind is not list
         and kind is not tuple
@@ -175,6 +174,53 @@ def parse_header(h64: str | bytes) -> dict[str, Any]:
     return header
 
 
+def _verify_known(
+    token: object,
+    memo: dict[bytes, VerifiedHeader],
+    algorithms: frozenset[str],
+    max_size: int,
+) -> tuple[dict[str, Any], bytes] | None:
+    """The common case in one pass: a token whose header segment verified before.
+
+    Returns ``(header, payload)`` only for a token that :func:`verify_compact`'s full
+    path would accept too: its size, three segments, a header segment verified before
+    under this key (so parsed and checked), an allowed alg, canonical base64url payload
+    and signature, and a signature that verifies. A signature that does not verify
+    raises :class:`BadSignatureError`, as the full path would. Anything else is None,
+    and the full path then runs: it refuses the token with the precise error, or
+    accepts it.
+    """
+    if type(token) is str:
+        if len(token) > max_size or not token.isascii():
+            return None
+        raw = token.encode("ascii")
+    elif type(token) is bytes:
+        if len(token) > max_size:
+            return None
+        raw = token
+    else:
+        return None
+    parts = raw.split(b".")
+    if len(parts) != 3:
+        return None
+    h64, p64, s64 = parts
+    known = memo.get(h64)
+    if known is None:
+        return None
+    header, alg, verify = known
+    if alg not in algorithms:
+        return None
+    signature = decode_strict(s64)
+    payload = decode_strict(p64)
+    if signature is None or payload is None:
+        return None
+    if not verify(raw[: len(h64) + 1 + len(p64)], signature):
+        # What the full path would conclude too (every check before the signature has
+        # passed), without verifying a forged signature a second time.
+        raise BadSignatureError("signature verification failed")
+    return header, payload
+
+
 def verify_compact(
     token: object,
     key: Key | KeyResolver,
@@ -185,6 +231,10 @@ def verify_compact(
 
     The header returned may be shared with later calls: callers must not change it.
     """
+    if type(key) is Key or type(key) is KeySet:
+        fast = _verify_known(token, key._headers, algorithms, max_size)
+        if fast is not None:
+            return fast
     raw, h64, p64, s64 = split_octets(token, max_size)
     # Every token signed by one key carries the same header segment. Once a token with
     # it verified, the parsed and checked header, its alg and the verification closure

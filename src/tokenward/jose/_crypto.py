@@ -10,6 +10,7 @@ uniformly, with no oracle).
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Callable
 from typing import Any
@@ -84,15 +85,41 @@ def _pss(hash_cls: type[hashes.HashAlgorithm]) -> padding.PSS:
     return padding.PSS(mgf=padding.MGF1(hash_cls()), salt_length=hash_cls().digest_size)
 
 
+# RFC 2104: the key, padded to the hash's block, XORed with 0x36 (inner) and 0x5C (outer).
+_INNER_PAD = bytes(octet ^ 0x36 for octet in range(256))
+_OUTER_PAD = bytes(octet ^ 0x5C for octet in range(256))
+
+
+def _hmac_of(secret: bytes, name: str) -> Callable[[bytes], bytes]:
+    """HMAC (RFC 2104) with the keyed inner and outer hash states computed once per key.
+
+    Each MAC copies the two states, where ``hmac.digest`` hashes the key blocks again,
+    and it runs in C calls only (``hmac.HMAC`` adds a Python frame per method).
+    """
+    block = hashlib.new(name).block_size
+    key = hashlib.new(name, secret).digest() if len(secret) > block else secret
+    key = key.ljust(block, b"\0")
+    inner = hashlib.new(name, key.translate(_INNER_PAD))
+    outer = hashlib.new(name, key.translate(_OUTER_PAD))
+
+    def mac(message: bytes) -> bytes:
+        state = inner.copy()
+        state.update(message)
+        result = outer.copy()
+        result.update(state.digest())
+        return result.digest()
+
+    return mac
+
+
 def _hmac_verifier(alg: Algorithm, secret: bytes) -> Verifier:
-    name = alg.hash_name or "sha256"
+    mac = _hmac_of(secret, alg.hash_name or "sha256")
     size = alg.signature_size
-    digest = hmac.digest
     same = hmac.compare_digest
 
     def verify(signing_input: bytes, signature: bytes) -> bool:
         # RFC 7518 sec. 3.2: the full-length MAC, compared in constant time.
-        return len(signature) == size and same(digest(secret, signing_input, name), signature)
+        return len(signature) == size and same(mac(signing_input), signature)
 
     return verify
 
@@ -199,9 +226,7 @@ def build_signer(alg: Algorithm, material: bytes | PrivateKey) -> Signer:
     """Return the signing closure for ``alg`` with ``material`` (already vetted)."""
     family = alg.family
     if family == "HMAC" and isinstance(material, bytes) and alg.hash_name:
-        name = alg.hash_name
-        digest = hmac.digest
-        return lambda signing_input: digest(material, signing_input, name)
+        return _hmac_of(material, alg.hash_name)
     if family in ("RSA-PKCS1", "RSA-PSS") and isinstance(material, rsa.RSAPrivateKey):
         return _rsa_signer(alg, material)
     if family == "ECDSA" and isinstance(material, ec.EllipticCurvePrivateKey):

@@ -116,7 +116,7 @@ def _claims(
         # RFC 8725 sec. 2.8 / SECURITY_PROFILE R47: nested JWTs are never followed.
         raise UnsupportedHeaderError("nested JWTs are not supported")
     claims = loads_object(payload, "claims")
-    rules.check(claims, header, now=to_timestamp(now))
+    rules.check(claims, header, now=now if type(now) is float else to_timestamp(now))
     return claims
 
 

@@ -185,6 +185,7 @@ class Verifier:
         if self._fixed_algorithms is not None and not self._fixed_algorithms:
             raise ConfigurationError("algorithms must not be empty")
         self._algorithms: frozenset[str] = frozenset()
+        self._usable = False  # keys and algorithms both non-empty (set by _switch_keys)
         self._clock: Clock = clock or SystemClock()
         self.deny: DenyList = deny if deny is not None else DenyList()
         self._follower = follower
@@ -305,15 +306,15 @@ class Verifier:
                 if self._fixed_algorithms is not None
                 else _key_set_algorithms(keys)
             )
+            self._usable = bool(len(keys)) and bool(self._algorithms)
 
     def _verify_fully(self, token: str | bytes, keys: KeySet, now: float) -> AccessClaims:
-        algorithms = self._algorithms
-        if not len(keys) or not algorithms:
+        if not self._usable:
             raise KeyNotFoundError("no verification keys are loaded")
         self.stats.signature_verifications += 1
         try:
             _, raw = jwt.decode_with_header(
-                token, keys, algorithms=algorithms, rules=self._rules, now=now
+                token, keys, algorithms=self._algorithms, rules=self._rules, now=now
             )
         except InvalidTypeError:
             # Signed by a trusted key but not typed at+jwt: a refresh token, or another

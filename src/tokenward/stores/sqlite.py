@@ -70,6 +70,7 @@ import hmac
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -111,6 +112,8 @@ _BUSY_CODES = frozenset({5, 6})
 # The calling thread's connection asks the worker for a passive WAL checkpoint after this
 # many writes (a rotation writes a few pages; SQLite's own default is 1000 pages).
 _CHECKPOINT_EVERY = 256
+# Seconds between attempts to switch a new file to WAL mode (see _switch_to_wal).
+_WAL_RETRY_PAUSE = 0.005
 _BUSY: Any = object()
 # Extended result codes of a taken key: SQLITE_CONSTRAINT_PRIMARYKEY (users.sub) and
 # SQLITE_CONSTRAINT_UNIQUE (users_by_username). Other constraint failures are not the
@@ -171,7 +174,9 @@ class SQLiteStore:
                 executor, _guarded, partial(_connect, timeout=timeout), filename
             )
             try:
-                inline = await loop.run_in_executor(executor, _guarded, _connect_inline, filename)
+                inline = await loop.run_in_executor(
+                    executor, _guarded, partial(_connect_inline, timeout=timeout), filename
+                )
             except BaseException:
                 await loop.run_in_executor(executor, _close, connection)
                 raise
@@ -450,24 +455,29 @@ def _connect(filename: str, *, timeout: float) -> sqlite3.Connection:
 def _configure(connection: sqlite3.Connection, *, timeout: float) -> None:
     connection.execute(f"PRAGMA busy_timeout = {max(1, round(timeout * 1000)):d}")
     # WAL mode persists in the file; it lets readers go on while a writer holds the lock.
-    mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    mode = _switch_to_wal(connection, timeout=timeout)
     if str(mode).lower() != "wal":
         raise StoreError(f"the SQLite database cannot use WAL mode (journal mode {mode!r})")
     connection.execute("PRAGMA synchronous = NORMAL")
     connection.execute("PRAGMA foreign_keys = ON")
 
 
-def _connect_inline(filename: str) -> sqlite3.Connection:
+def _connect_inline(filename: str, *, timeout: float) -> sqlite3.Connection:
     # The event loop's connection: it never waits for a lock (busy timeout 0: BUSY at
     # once) and never checkpoints by itself (the worker does, see _checkpoint). Opened
-    # after _connect, so the file exists, is in WAL mode and is migrated.
+    # after _connect, so the file exists, is in WAL mode and is migrated; set up with the
+    # patient timeout (other processes may be opening or migrating the file right now),
+    # and only then told never to wait.
     # check_same_thread=False: SQLiteStore._inline_lock serializes its users.
-    connection = sqlite3.connect(filename, timeout=0, isolation_level=None, check_same_thread=False)
+    connection = sqlite3.connect(
+        filename, timeout=timeout, isolation_level=None, check_same_thread=False
+    )
     try:
-        connection.execute("PRAGMA busy_timeout = 0")
         connection.execute("PRAGMA synchronous = NORMAL")
         connection.execute("PRAGMA foreign_keys = ON")
         connection.execute("PRAGMA wal_autocheckpoint = 0")
+        connection.execute("SELECT count(*) FROM sqlite_master").fetchall()  # loads the schema
+        connection.execute("PRAGMA busy_timeout = 0")
     except BaseException:
         connection.close()
         raise
@@ -477,6 +487,21 @@ def _connect_inline(filename: str) -> sqlite3.Connection:
 def _checkpoint(connection: sqlite3.Connection) -> None:
     # PASSIVE: copies what it can without waiting for readers or writers.
     connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+
+def _switch_to_wal(connection: sqlite3.Connection, *, timeout: float) -> str:
+    # Leaving the rollback journal needs the file to itself, and SQLite answers BUSY at
+    # once, without its busy handler, while another connection is open on it (several
+    # processes opening a new file together): try again until the timeout.
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return str(connection.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            code = getattr(exc, "sqlite_errorcode", None)
+            if code is None or code & 0xFF not in _BUSY_CODES or time.monotonic() >= deadline:
+                raise
+        time.sleep(_WAL_RETRY_PAUSE)
 
 
 def _close(connection: sqlite3.Connection) -> None:

@@ -75,7 +75,8 @@ def add_settings_options(parser: argparse.ArgumentParser) -> None:
         "--store",
         metavar="URL",
         help=(
-            "sqlite:///path.db, redis://host:port/db or postgresql://user@host/db "
+            "sqlite:///path.db, redis://host:port/db, redis+cluster://host:port[,host:port]"
+            " or postgresql://user@host/db "
             "(default: $TOKENWARD_STORE, the config file, or sqlite:///tokenward.db)"
         ),
     )

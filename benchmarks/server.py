@@ -90,6 +90,7 @@ from urllib.parse import urlencode
 # Run as a script, this file's folder is on sys.path but the repository root is not.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._http import BenchmarkError, HttpConnection, free_port
+from benchmarks._process import Child, spawn
 
 SCENARIOS = ("minimal", "userinfo", "refresh", "login")
 IN_PROCESS = ("signature", "store", "service", "argon2")
@@ -159,45 +160,20 @@ def server_settings(port: int, store: str, log_level: str) -> Any:
 
 
 @dataclass
-class ServerProcess:
-    """A server subprocess pinned to one core, with its log file."""
+class ServerProcess(Child):
+    """A server subprocess (``name`` is ``tokenward`` or ``minimal``) and its port."""
 
-    kind: str
     port: int
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def pid(self) -> int:
-        """The server's process id (taskset execs, so it is the Python process)."""
-        return self.process.pid
-
-    def log_tail(self, lines: int = 15) -> str:
-        """The last lines of the server's output."""
-        try:
-            text = self.log.read_text(errors="replace").splitlines()
-        except OSError:
-            return "(no log)"
-        return "\n".join(text[-lines:])
-
-    def stop(self) -> str:
-        """SIGTERM (graceful), then SIGKILL after 15 s; return how it ended."""
-        if self.process.poll() is not None:
-            return f"had exited with status {self.process.returncode}"
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
-            return "killed after 15 s"
-        return f"stopped (status {self.process.returncode})"
 
 
 def start_server(
     kind: str, port: int, store: str, *, log_level: str, cpu: int | None, tmp: Path
 ) -> ServerProcess:
-    """Start a server subprocess (in its own session, so Ctrl-C reaches only us)."""
+    """Start a server subprocess (in its own session, so Ctrl-C reaches only us).
+
+    With ``taskset`` it is pinned from its first instruction (taskset execs, so the pid
+    is the Python process); without, right after it starts.
+    """
     argv = [
         sys.executable,
         str(Path(__file__).resolve()),
@@ -213,19 +189,8 @@ def start_server(
     taskset = shutil.which("taskset")
     if cpu is not None and taskset:
         argv = [taskset, "-c", str(cpu), *argv]
-    log = tmp / f"server-{kind}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(  # noqa: S603 - fixed argv: this interpreter, this script
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            cwd=tmp,
-        )
-    if cpu is not None and not taskset:
-        os.sched_setaffinity(process.pid, {cpu})
-    return ServerProcess(kind, port, process, log)
+    child = spawn(f"server-{kind}", argv, tmp, None if taskset else cpu)
+    return ServerProcess(kind, child.process, child.log, port)
 
 
 async def wait_ready(server: ServerProcess, path: str, timeout: float = 60.0) -> None:
@@ -234,7 +199,7 @@ async def wait_ready(server: ServerProcess, path: str, timeout: float = 60.0) ->
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise BenchmarkError(
-                f"the {server.kind} server exited (status {server.process.returncode}):\n"
+                f"the {server.name} server exited (status {server.process.returncode}):\n"
                 + server.log_tail()
             )
         try:
@@ -249,7 +214,7 @@ async def wait_ready(server: ServerProcess, path: str, timeout: float = 60.0) ->
         if status == 200:
             return
         await asyncio.sleep(0.1)
-    raise BenchmarkError(f"the {server.kind} server did not answer within {timeout:g} s")
+    raise BenchmarkError(f"the {server.name} server did not answer within {timeout:g} s")
 
 
 def process_cpu(pid: int) -> float:
@@ -1077,7 +1042,7 @@ async def setup(plan: Plan, tmp: Path, bench: Bench) -> None:
     await wait_ready(tw, "/.well-known/jwks.json")
     await wait_ready(floor, "/hello")
     if plan.server_cpu is not None:
-        pinned = {s.kind: sorted(os.sched_getaffinity(s.pid)) for s in bench.servers}
+        pinned = {s.name: sorted(os.sched_getaffinity(s.pid)) for s in bench.servers}
         mine = sorted(os.sched_getaffinity(0))
         print(f"  {'affinity':<13} servers {pinned}, generator {mine} (read back)")
     bench.scenarios = {
@@ -1229,9 +1194,9 @@ async def run(args: argparse.Namespace, report: dict[str, Any]) -> int:
         for close in bench.closers:
             await close()
         for server in bench.servers:
-            note = server.stop()
-            print(f"cleanup: {server.kind} server (pid {server.pid}) {note}")
-            report.setdefault("cleanup", {})[server.kind] = note
+            note = server.stop(grace=15)  # beyond uvicorn's 10 s graceful shutdown
+            print(f"cleanup: {server.name} server (pid {server.pid}) {note}")
+            report.setdefault("cleanup", {})[server.name] = note
         shutil.rmtree(tmp, ignore_errors=True)
         print(f"cleanup: removed {tmp}")
 

@@ -101,6 +101,7 @@ from typing import Any
 # Run as a script, this file's folder is on sys.path but the repository root is not.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks._http import BenchmarkError, HttpConnection, free_port
+from benchmarks._process import Child, spawn
 
 ISSUER = "https://auth.bench.example"
 AUDIENCE = "api"
@@ -398,59 +399,6 @@ def core_busy(
     busy = after[cpu][0] - before[cpu][0]
     total = after[cpu][1] - before[cpu][1]
     return busy / total if total > 0 else math.nan
-
-
-@dataclass
-class Child:
-    """A subprocess of ours (the server or Redis), with its log file."""
-
-    name: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def pid(self) -> int:
-        """Its process id."""
-        return self.process.pid
-
-    def log_tail(self, lines: int = 20) -> str:
-        """The last lines of its output."""
-        try:
-            text = self.log.read_text(errors="replace").splitlines()
-        except OSError:
-            return "(no log)"
-        return "\n".join(text[-lines:])
-
-    def stop(self) -> str:
-        """SIGTERM, then SIGKILL after 10 s; return how it ended."""
-        if self.process.poll() is not None:
-            return f"had exited with status {self.process.returncode}"
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
-            return "killed after 10 s"
-        return f"stopped (status {self.process.returncode})"
-
-
-def spawn(name: str, argv: list[str], tmp: Path, cpu: int | None) -> Child:
-    """Start ``argv`` in its own session (Ctrl-C reaches only us), pinned to ``cpu``."""
-    log = tmp / f"{name}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(  # noqa: S603 - fixed argv built by this script
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            cwd=tmp,
-        )
-    if cpu is not None:
-        with contextlib.suppress(OSError):  # it may have exited already; checked later
-            os.sched_setaffinity(process.pid, {cpu})
-    return Child(name, process, log)
 
 
 class Redis:

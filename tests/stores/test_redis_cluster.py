@@ -472,7 +472,9 @@ class Proxied:
         self.store = await RedisClusterStore.connect(
             f"redis+cluster://127.0.0.1:{first.port}",
             prefix=self.prefix,
-            timeout=0.5,
+            # Short enough that a lost reply times out quickly, long enough that a loaded
+            # machine does not time out a command that was answered.
+            timeout=2.0,
             address_remap=remap,
         )
         return self.store

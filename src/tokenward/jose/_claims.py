@@ -192,9 +192,11 @@ class ClaimRules:
 
     def check_typ(self, header: Mapping[str, Any]) -> None:
         """Refuse a header whose ``typ`` is not the expected one (RFC 8725 sec. 3.11)."""
-        if self._typ is not None:
+        expected = self._typ
+        if expected is not None:
             typ = header.get("typ")
-            if type(typ) is not str or normalize_typ(typ) != self._typ:
+            # The exact normalised spelling first; any other is normalised, then compared.
+            if typ != expected and (type(typ) is not str or normalize_typ(typ) != expected):
                 raise InvalidTypeError("token typ is not the expected type")
 
     def check(self, claims: Mapping[str, Any], header: Mapping[str, Any], *, now: float) -> None:
@@ -203,12 +205,8 @@ class ClaimRules:
         This runs on every verification, so the checks are written out rather than
         looped over; each is the rule stated in the module docstring.
         """
-        expected = self._typ
-        if expected is not None:
-            typ = header.get("typ")
-            # The exact normalised spelling first; any other is normalised, then compared.
-            if typ != expected and (type(typ) is not str or normalize_typ(typ) != expected):
-                raise InvalidTypeError("token typ is not the expected type")
+        if self._typ is not None:
+            self.check_typ(header)
         get = claims.get
         # The bounds are computed on ``now`` (a float) and compared with the claim, so a
         # huge integer claim compares exactly instead of overflowing a float conversion.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from tokenward.errors import (
 )
 from tokenward.jose import Key, KeySet, jwt
 from tokenward.service import (
+    AccessClaims,
     DenyList,
     InsufficientScopeError,
     KeyRingKeys,
@@ -79,6 +81,24 @@ def test_verify_returns_typed_claims(verifier: Verifier, key: Key) -> None:
     assert claims.scopes == {"read", "write"}
     assert (claims.iat, claims.exp) == (NOW, NOW + 900)
     assert claims.claims["iss"] == ISSUER
+
+
+def test_verified_claims_are_a_frozen_access_claims_like_one_built_directly(
+    verifier: Verifier, key: Key
+) -> None:
+    claims = verifier.verify(mint(key, sid=7, iat=NOW - 0.5, client_id=["x"]))
+    assert type(claims) is AccessClaims
+    built = AccessClaims(
+        sub="ada", sid="7", scopes=frozenset({"read", "write"}), client_id=None, jti="j-7",
+        iat=NOW - 1, exp=NOW + 900, claims=claims.claims,
+    )  # fmt: skip
+    assert claims == built
+    assert repr(claims) == repr(built)
+    assert (type(claims.sid), type(claims.iat)) == (str, int)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        claims.sub = "eve"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del claims.scopes
 
 
 async def test_token_from_token_service_verifies_with_published_jwks(clock: FrozenClock) -> None:

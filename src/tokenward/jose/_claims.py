@@ -248,9 +248,9 @@ class ClaimRules:
         aud = get("aud", _MISSING)
         if type(aud) is not str or self._audiences is None or aud not in self._audiences:
             self._check_audience(aud)
-        for name in self._require:
-            if get(name) is None:
-                raise MissingClaimError(f"claim {name!r} is required", claim=name, reason="missing")
+        if None in map(get, self._require):  # One C-level pass; the name is found after.
+            name = next(n for n in self._require if get(n) is None)
+            raise MissingClaimError(f"claim {name!r} is required", claim=name, reason="missing")
 
     def _check_audience(self, aud: Any) -> None:
         # RFC 7519 sec. 4.1.3: a token with an audience the recipient does not identify

@@ -31,7 +31,7 @@ import logging
 import math
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, make_dataclass
 from itertools import islice
 from typing import Any, NoReturn
 
@@ -103,6 +103,36 @@ class AccessClaims:
     iat: int
     exp: int
     claims: Mapping[str, Any] = field(repr=False)
+
+
+# AccessClaims' exact slot layout (the same fields in the same order), not frozen.
+_Unfrozen = make_dataclass(
+    "_Unfrozen", [(f.name, f.type) for f in fields(AccessClaims)], slots=True
+)
+
+
+def _access_claims(raw: dict[str, Any], scope: str) -> AccessClaims:
+    # A frozen dataclass's __init__ sets each field through object.__setattr__, which
+    # costs more than the rest of this function on every cache miss. The twin class with
+    # the same slots is built with plain stores, then becomes an AccessClaims: assigning
+    # __class__ between classes with identical slot layouts is supported CPython
+    # behaviour, and the instance is frozen from then on.
+    sid = raw["sid"]
+    client_id = raw.get("client_id")
+    iat = raw["iat"]
+    exp = raw["exp"]
+    claims = _Unfrozen(
+        raw["sub"],
+        sid if type(sid) is str else str(sid),
+        frozenset(scope.split()),
+        client_id if type(client_id) is str else None,
+        raw["jti"],
+        iat if type(iat) is int else int(iat),
+        exp if type(exp) is int else int(exp),
+        raw,
+    )
+    claims.__class__ = AccessClaims
+    return claims  # type: ignore[no-any-return]
 
 
 @dataclass(slots=True)
@@ -325,12 +355,7 @@ class Verifier:
         scope = raw.get("scope", "")
         if type(scope) is not str:
             raise MissingClaimError("claim 'scope' must be a string", claim="scope", reason="type")
-        client_id = raw.get("client_id")
-        claims = AccessClaims(
-            sub=raw["sub"], sid=str(raw["sid"]), scopes=frozenset(scope.split()),
-            client_id=client_id if type(client_id) is str else None, jti=raw["jti"],
-            iat=int(raw["iat"]), exp=int(raw["exp"]), claims=raw,
-        )  # fmt: skip
+        claims = _access_claims(raw, scope)
         # Cached before the deny check: a revoked token presented again is refused at
         # the cost of a lookup, not of another signature verification.
         if self._cache_size:

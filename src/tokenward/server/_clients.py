@@ -34,7 +34,7 @@ from starlette.requests import Request
 
 from tokenward.server._audit import audit
 from tokenward.server._config import ClientConfig, Settings
-from tokenward.server._http import ApiError
+from tokenward.server._http import ApiError, header
 from tokenward.server._metrics import Metrics
 
 __all__ = ["authenticate_client", "client_address"]
@@ -74,10 +74,10 @@ def authenticate_client(
     """Return the calling client, or raise ``invalid_client`` (or ``invalid_request``)."""
     if "client_secret" in form:
         raise _invalid_client(metrics, "client_secret_post", form.get("client_id"))
-    header = request.headers.get("authorization", "")
+    authorization = header(request, b"authorization") or ""
     body_id = form.get("client_id")
-    if header[:6].lower() == "basic ":
-        credentials = _basic_credentials(header)
+    if authorization[:6].lower() == "basic ":
+        credentials = _basic_credentials(authorization)
         if credentials is None:
             raise _invalid_client(metrics, "malformed_basic", None)
         client_id, secret = credentials

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 
 from tokenward.jose._json import dumps
@@ -33,6 +33,8 @@ __all__ = [
     "TOKEN_PATH",
     "ApiError",
     "error_response",
+    "header",
+    "json_bytes_response",
     "json_response",
     "parse_form",
     "read_form",
@@ -93,6 +95,11 @@ def json_response(
     return _JSONResponse(content, status, headers={**NO_STORE, **headers} if headers else NO_STORE)
 
 
+def json_bytes_response(body: bytes, status: int = 200) -> Response:
+    """:func:`json_response` for a JSON document already rendered to ``body``."""
+    return Response(body, status, headers=NO_STORE, media_type=_JSONResponse.media_type)
+
+
 def error_response(
     status: int,
     error: str,
@@ -111,22 +118,48 @@ def _invalid(description: str) -> ApiError:
     return ApiError(400, "invalid_request", description)
 
 
+def header(connection: HTTPConnection, name: bytes) -> str | None:
+    """The first value of the header ``name`` (lower case), or None: what
+    ``connection.headers.get(name)`` answers, without its case-insensitive mapping's
+    per-lookup work (a key lowered and encoded, and a ``KeyError`` for an absent header).
+
+    >>> from starlette.requests import Request
+    >>> header(Request({"type": "http", "headers": [(b"accept", b"*/*")]}), b"accept")
+    '*/*'
+    """
+    for key, value in connection.headers.raw:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
 def _media_type(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    return (header(request, b"content-type") or "").split(";", 1)[0].strip().lower()
 
 
 async def _read_body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
+    declared = header(request, b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise ApiError(413, "invalid_request", "the request body is too large")
+    # The ASGI messages as Request.stream() reads them, without an async generator (and
+    # the event loop's bookkeeping of one) per request. Nothing reads this body again.
+    receive = request.receive
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise ApiError(413, "invalid_request", "the request body is too large")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    more = True
+    while more:
+        message = await receive()
+        kind = message["type"]
+        if kind == "http.request":
+            chunk = message.get("body", b"")
+            more = message.get("more_body", False)
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise ApiError(413, "invalid_request", "the request body is too large")
+            chunks.append(chunk)
+        elif kind == "http.disconnect":
+            raise ClientDisconnect()
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def parse_form(body: bytes) -> dict[str, str]:
@@ -142,13 +175,14 @@ def parse_form(body: bytes) -> dict[str, str]:
     if not text:
         return {}
     pairs: list[tuple[str, str]]
-    if "%" not in text and "+" not in text and text.count("&") < _MAX_FIELDS:
+    fields = text.split("&")
+    if len(fields) <= _MAX_FIELDS and "%" not in text and "+" not in text:
         # Nothing to decode (a refresh form: base64url tokens and plain names): the
         # same pairs parse_qsl gives, without its per-field unquoting.
-        fields = [field.partition("=") for field in text.split("&")]
-        if not all(equals for _, equals, _ in fields):  # as parse_qsl(strict_parsing=True)
+        parts = [field.partition("=") for field in fields]
+        if not all(equals for _, equals, _ in parts):  # as parse_qsl(strict_parsing=True)
             raise _invalid("the form body is not valid application/x-www-form-urlencoded")
-        pairs = [(name, value) for name, _, value in fields]
+        pairs = [(name, value) for name, _, value in parts]
     else:
         try:
             pairs = parse_qsl(

@@ -1,12 +1,20 @@
-"""HTTP plumbing: header lookup and body reading, against Starlette's own answers."""
+"""HTTP plumbing: header lookup, body reading and the token response, against Starlette's
+own answers and the JSON encoder's."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import Message
 
+from tokenward.jose._json import dumps
 from tokenward.server._http import header, read_form
+from tokenward.server._token import token_body, token_json
+from tokenward.service import TokenPair
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -65,3 +73,39 @@ async def test_a_disconnect_while_reading_is_a_client_disconnect() -> None:
     ]
     with pytest.raises(ClientDisconnect):
         await read_form(request([(b"content-type", FORM.encode())], messages))
+
+
+JWS = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhZGEifQ.c2lnbmF0dXJl-_"
+
+
+def pair(**fields: Any) -> TokenPair:
+    values: dict[str, Any] = {
+        "access_token": JWS,
+        "refresh_token": JWS + "x",
+        "expires_in": 900,
+        "scope": "read write",
+        "sid": "s-1",
+        "refresh_expires_at": 1_700_000_000,
+    }
+    return TokenPair(**{**values, **fields})
+
+
+def test_the_token_json_of_compact_tokens_is_the_encoders() -> None:
+    assert token_json(pair()) == dumps(token_body(pair()))
+
+
+@given(
+    access=st.text(),
+    refresh=st.text(alphabet=st.characters(max_codepoint=0x7F)),
+    scope=st.text(alphabet=st.characters(max_codepoint=0x7F)),
+    token_type=st.sampled_from(["Bearer", 'Be"arer', "Bearer\\", "Bear\x7fer", "Bear\x1fer"]),
+    expires_in=st.one_of(st.integers(), st.booleans()),
+)
+def test_the_token_json_of_any_pair_is_the_encoders(
+    access: str, refresh: str, scope: str, token_type: str, expires_in: int
+) -> None:
+    subject = pair(
+        access_token=access, refresh_token=refresh, scope=scope, token_type=token_type,
+        expires_in=expires_in,
+    )  # fmt: skip
+    assert token_json(subject) == dumps(token_body(subject))

@@ -9,8 +9,10 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from tokenward.jose._b64 import b64u_decode, is_b64u
 from tokenward.service import TokenPair
 from tokenward.service._seal import hkdf_sha256_32, open_successor, seal_successor
+from tokenward.service._service import _token_id
 
 
 def test_hkdf_matches_rfc_5869_test_case_1() -> None:
@@ -61,3 +63,19 @@ def test_a_sealed_pair_round_trips_and_the_earlier_json_form_still_opens() -> No
     assert TokenPair._from_bytes(pair._to_bytes()) == pair
     legacy = json.dumps(["a.b.c", "d.e.f", 900, "read write", "s-abc", 1_800_000_000]).encode()
     assert TokenPair._from_bytes(legacy) == pair
+
+
+@pytest.mark.parametrize("field", ["access_token", "refresh_token", "scope", "sid"])
+def test_a_pair_with_a_line_break_in_any_text_field_still_round_trips(field: str) -> None:
+    fields = {"access_token": "a.b.c", "refresh_token": "d.e.f", "scope": "read", "sid": "s-1"}
+    fields[field] = "x\ny"
+    pair = TokenPair(
+        fields["access_token"], fields["refresh_token"], 900, fields["scope"], fields["sid"], 1
+    )
+    assert TokenPair._from_bytes(pair._to_bytes()) == pair
+
+
+def test_token_ids_are_256_random_bits_as_unpadded_base64url() -> None:
+    ids = {_token_id() for _ in range(64)}
+    assert len(ids) == 64
+    assert all(len(i) == 43 and is_b64u(i) and len(b64u_decode(i)) == 32 for i in ids)

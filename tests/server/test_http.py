@@ -12,7 +12,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.types import Message
 
 from tokenward.jose._json import dumps
-from tokenward.server._http import header, read_form
+from tokenward.server._http import header, json_response, read_form, send_json
 from tokenward.server._token import token_body, token_json
 from tokenward.service import TokenPair
 
@@ -109,3 +109,21 @@ def test_the_token_json_of_any_pair_is_the_encoders(
         expires_in=expires_in,
     )  # fmt: skip
     assert token_json(subject) == dumps(token_body(subject))
+
+
+@pytest.mark.parametrize("status", [200, 201, 400])
+async def test_send_json_sends_the_messages_of_json_response(status: int) -> None:
+    document = {"access_token": JWS, "expires_in": 900}
+    expected: list[Message] = []
+    sent: list[Message] = []
+
+    async def into(messages: list[Message], message: Message) -> None:
+        messages.append(message)
+
+    async def receive() -> Message:
+        raise AssertionError("nothing is read")
+
+    scope = {"type": "http", "method": "POST", "headers": []}
+    await json_response(document, status)(scope, receive, lambda m: into(expected, m))
+    await send_json(lambda m: into(sent, m), dumps(document), status)
+    assert sent == expected

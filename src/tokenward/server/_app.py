@@ -61,7 +61,7 @@ _log = logging.getLogger("tokenward.server")
 def _routes() -> list[Route]:
     post, get = ["POST"], ["GET"]
     return [
-        Route(TOKEN_PATH, _token.token_endpoint, methods=post),
+        Route(TOKEN_PATH, _token.TokenEndpoint(), methods=post, name="token_endpoint"),
         Route(REVOKE_PATH, _revocation.revoke_endpoint, methods=post),
         Route(INTROSPECT_PATH, _revocation.introspect_endpoint, methods=post),
         Route(JWKS_PATH, _discovery.jwks_endpoint, methods=get),

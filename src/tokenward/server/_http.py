@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl
 
 from starlette.requests import ClientDisconnect, HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import Send
 
 from tokenward.jose._json import dumps
 
@@ -34,12 +35,12 @@ __all__ = [
     "ApiError",
     "error_response",
     "header",
-    "json_bytes_response",
     "json_response",
     "parse_form",
     "read_form",
     "read_json",
     "required",
+    "send_json",
     "text_field",
 ]
 
@@ -95,9 +96,17 @@ def json_response(
     return _JSONResponse(content, status, headers={**NO_STORE, **headers} if headers else NO_STORE)
 
 
-def json_bytes_response(body: bytes, status: int = 200) -> Response:
-    """:func:`json_response` for a JSON document already rendered to ``body``."""
-    return Response(body, status, headers=NO_STORE, media_type=_JSONResponse.media_type)
+_NO_STORE_RAW = [(name.lower().encode(), value.encode()) for name, value in NO_STORE.items()]
+_JSON_TYPE = (b"content-type", b"application/json")
+
+
+async def send_json(send: Send, body: bytes, status: int = 200) -> None:
+    """Send ``body``, a rendered JSON document, as :func:`json_response` would: the same
+    ASGI messages, without a response object. For endpoints written as ASGI applications.
+    """
+    headers = [*_NO_STORE_RAW, (b"content-length", b"%d" % len(body)), _JSON_TYPE]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def error_response(

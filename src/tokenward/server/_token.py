@@ -27,13 +27,13 @@ import math
 import re
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from tokenward.errors import InvalidTokenError
 from tokenward.jose._json import dumps
 from tokenward.server._audit import audit
 from tokenward.server._clients import authenticate_client, client_address
-from tokenward.server._http import ApiError, json_bytes_response, read_form, required
+from tokenward.server._http import ApiError, read_form, required, send_json
 from tokenward.server._state import Runtime, runtime
 from tokenward.service import (
     Client,
@@ -45,7 +45,7 @@ from tokenward.service import (
     TokenPair,
 )
 
-__all__ = ["parse_scope", "password_login", "rotate", "token_endpoint", "token_json"]
+__all__ = ["TokenEndpoint", "parse_scope", "password_login", "rotate", "token_json"]
 
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")  # RFC 6749 sec. 3.3
 _MAX_USER_AGENT = 256
@@ -159,8 +159,8 @@ def token_json(pair: TokenPair) -> bytes:
     return dumps(token_body(pair))
 
 
-async def token_endpoint(request: Request) -> Response:
-    """``POST /oauth/token``."""
+async def _exchange(request: Request) -> TokenPair:
+    """Run the grant the form asks for; raise :class:`ApiError` for anything else."""
     state = runtime(request)
     form = await read_form(request)
     grant_type = required(form, "grant_type")
@@ -170,11 +170,23 @@ async def token_endpoint(request: Request) -> Response:
     scope = parse_scope(form.get("scope"))
     if grant_type == "password":
         username, password = required(form, "username"), required(form, "password")
-        pair = await password_login(
+        return await password_login(
             state, username, password, scope, session_client(request, state, client.client_id)
         )
-    else:
-        pair = await rotate(
-            state, required(form, "refresh_token"), client_id=client.client_id, scope=scope
-        )
-    return json_bytes_response(token_json(pair))
+    return await rotate(
+        state, required(form, "refresh_token"), client_id=client.client_id, scope=scope
+    )
+
+
+class TokenEndpoint:
+    """``POST /oauth/token``, as an ASGI application.
+
+    Starlette runs a request handler inside one more exception-handling layer and renders
+    a response object; this endpoint sends its two ASGI messages itself. Errors still raise
+    :class:`ApiError` (or a store error) to the application's handlers, which answer as
+    for any endpoint.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        pair = await _exchange(Request(scope, receive))
+        await send_json(send, token_json(pair))

@@ -355,3 +355,19 @@ async def test_keys(store: SessionStore) -> None:
     assert await store.delete_key("k1")
     assert not await store.delete_key("k1")
     assert [k.kid for k in await store.list_keys()] == ["k2"]
+
+
+async def test_each_rotate_result_carries_the_session_as_stored(store: SessionStore) -> None:
+    await store.create_session(new_session())
+    await store.create_session(new_session("s2"))
+    outcomes = [
+        (rotation(), RotateStatus.ROTATED),
+        (rotation(now=T0 + 61), RotateStatus.REPLAYED),
+        (rotation(now=T0 + 60 + GRACE + 1), RotateStatus.REUSED),
+        (rotation(generation=1, now=T0 + 100), RotateStatus.REVOKED),
+        (rotation("s2", now=T0 + IDLE + 1), RotateStatus.EXPIRED),
+    ]
+    for attempt, status in outcomes:
+        result = await store.rotate(attempt)
+        assert result.status is status
+        assert result.session == await store.get_session(attempt.sid), status

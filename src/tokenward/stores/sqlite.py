@@ -73,7 +73,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -548,14 +547,16 @@ def _rotate(connection: sqlite3.Connection, *, rotation: Rotation) -> RotateResu
     row = connection.execute(sql.SELECT_FOR_ROTATE, (rotation.sid,)).fetchone()
     if row is None:
         return RotateResult(RotateStatus.UNKNOWN)
-    record = sql.record(row)
+    # The rules read the row; the record is built once, as the call leaves the row (a
+    # record built and then copied with dataclasses.replace cost as much as the SQL).
+    generation, revoked_at = row[6], row[11]
     current_hash, previous_hash, rotated_at, sealed = row[13:]
     now = rotation.now
-    if record.revoked_at is not None:
-        return RotateResult(RotateStatus.REVOKED, record)
-    if now >= record.idle_expires_at or now >= record.absolute_expires_at:
-        return RotateResult(RotateStatus.EXPIRED, record)
-    if rotation.generation == record.generation and hmac.compare_digest(
+    if revoked_at is not None:
+        return RotateResult(RotateStatus.REVOKED, sql.record(row))
+    if now >= row[4] or now >= row[5]:  # idle_expires_at, absolute_expires_at
+        return RotateResult(RotateStatus.EXPIRED, sql.record(row))
+    if rotation.generation == generation and hmac.compare_digest(
         rotation.presented_hash, current_hash
     ):
         connection.execute(
@@ -569,31 +570,27 @@ def _rotate(connection: sqlite3.Connection, *, rotation: Rotation) -> RotateResu
                 rotation.sid,
             ),
         )
-        advanced = replace(
-            record,
-            generation=record.generation + 1,
-            last_used_at=now,
-            idle_expires_at=rotation.idle_expires_at,
-        )
-        return RotateResult(RotateStatus.ROTATED, advanced, rotation.successor_sealed)
+        # ADVANCE's new values: last_used_at, idle_expires_at and generation.
+        advanced = (*row[:3], now, rotation.idle_expires_at, row[5], generation + 1, *row[7:13])
+        return RotateResult(RotateStatus.ROTATED, sql.record(advanced), rotation.successor_sealed)
     if (
-        rotation.generation == record.generation - 1
+        rotation.generation == generation - 1
         and previous_hash is not None
         and hmac.compare_digest(rotation.presented_hash, previous_hash)
         and rotated_at is not None
         and now < rotated_at + rotation.grace
     ):
-        return RotateResult(RotateStatus.REPLAYED, record, sealed)
-    if rotation.generation < record.generation:
+        return RotateResult(RotateStatus.REPLAYED, sql.record(row), sealed)
+    if rotation.generation < generation:
         _revoke_session(
             connection,
-            sid=record.sid,
+            sid=row[0],
             now=now,
             reason="reuse",
             expires_at=rotation.event_expires_at,
         )
-        revoked = replace(record, revoked_at=now, revoked_reason="reuse")
-        return RotateResult(RotateStatus.REUSED, revoked)
+        revoked = (*row[:11], now, "reuse")  # REVOKE_ONE's revoked_at and revoked_reason
+        return RotateResult(RotateStatus.REUSED, sql.record(revoked))
     return RotateResult(RotateStatus.UNKNOWN)
 
 

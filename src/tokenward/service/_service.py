@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from tokenward._frozen import unfrozen_twin
 from tokenward.errors import ConfigurationError, KeyNotFoundError
 from tokenward.jose import ClaimRules, jwt
 from tokenward.jose._b64 import b64u_encode
@@ -108,6 +109,12 @@ class TokenPair:
             return cls(access, refresh, expires_in, scope, sid, refresh_exp)
         access, refresh, expires_text, scope, sid, refresh_exp_text = data.decode().split("\n")
         return cls(access, refresh, int(expires_text), scope, sid, int(refresh_exp_text))
+
+
+# Built on every refresh: the frozen classes' per-field object.__setattr__ cost more than
+# the rest of building them (see tokenward._frozen).
+_TokenPairTwin = unfrozen_twin(TokenPair)
+_RotationTwin = unfrozen_twin(Rotation)
 
 
 def _token_id() -> str:
@@ -250,7 +257,9 @@ class TokenService:
         if ext:
             refresh_claims["ext"] = dict(ext)
         refresh = jwt.encode(refresh_claims, self.keyring.current, typ=REFRESH_TYP)
-        return TokenPair(access, refresh, expires_in, scope, sid, refresh_exp), jti
+        pair: TokenPair = _TokenPairTwin(access, refresh, expires_in, scope, sid, refresh_exp)
+        pair.__class__ = TokenPair  # See tokenward._frozen.
+        return pair, jti
 
     async def issue(
         self,
@@ -405,14 +414,14 @@ class TokenService:
             iat=iat, session_exp=session_exp, ext=ext if type(ext) is dict else None,
         )  # fmt: skip
         sealed = seal_successor(jti, sid, gen + 1, pair._to_bytes())
-        result = await self.store.rotate(
-            Rotation(
-                sid=sid, generation=gen, presented_hash=_hash(jti),
-                successor_hash=_hash(successor_jti), successor_sealed=sealed, now=now,
-                idle_expires_at=min(now + self.policy.idle_timeout, float(session_exp)),
-                grace=self.policy.reuse_grace, event_expires_at=now + self._revocation_ttl,
-            )
+        rotation: Rotation = _RotationTwin(
+            sid=sid, generation=gen, presented_hash=_hash(jti),
+            successor_hash=_hash(successor_jti), successor_sealed=sealed, now=now,
+            idle_expires_at=min(now + self.policy.idle_timeout, float(session_exp)),
+            grace=self.policy.reuse_grace, event_expires_at=now + self._revocation_ttl,
         )  # fmt: skip
+        rotation.__class__ = Rotation  # See tokenward._frozen.
+        result = await self.store.rotate(rotation)
         status = result.status
         if status is RotateStatus.REPLAYED and result.sealed is not None:
             opened = open_successor(jti, sid, gen + 1, result.sealed)

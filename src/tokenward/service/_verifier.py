@@ -31,10 +31,11 @@ import logging
 import math
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, fields, make_dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, NoReturn
 
+from tokenward._frozen import unfrozen_twin
 from tokenward.errors import (
     ConfigurationError,
     ExpiredTokenError,
@@ -105,23 +106,16 @@ class AccessClaims:
     claims: Mapping[str, Any] = field(repr=False)
 
 
-# AccessClaims' exact slot layout (the same fields in the same order), not frozen.
-_Unfrozen = make_dataclass(
-    "_Unfrozen", [(f.name, f.type) for f in fields(AccessClaims)], slots=True
-)
+# Built on every cache miss: see tokenward._frozen.
+_AccessClaimsTwin = unfrozen_twin(AccessClaims)
 
 
 def _access_claims(raw: dict[str, Any], scope: str) -> AccessClaims:
-    # A frozen dataclass's __init__ sets each field through object.__setattr__, which
-    # costs more than the rest of this function on every cache miss. The twin class with
-    # the same slots is built with plain stores, then becomes an AccessClaims: assigning
-    # __class__ between classes with identical slot layouts is supported CPython
-    # behaviour, and the instance is frozen from then on.
     sid = raw["sid"]
     client_id = raw.get("client_id")
     iat = raw["iat"]
     exp = raw["exp"]
-    claims = _Unfrozen(
+    claims: AccessClaims = _AccessClaimsTwin(
         raw["sub"],
         sid if type(sid) is str else str(sid),
         frozenset(scope.split()),
@@ -131,8 +125,8 @@ def _access_claims(raw: dict[str, Any], scope: str) -> AccessClaims:
         exp if type(exp) is int else int(exp),
         raw,
     )
-    claims.__class__ = AccessClaims
-    return claims  # type: ignore[no-any-return]
+    claims.__class__ = AccessClaims  # See tokenward._frozen.
+    return claims
 
 
 @dataclass(slots=True)

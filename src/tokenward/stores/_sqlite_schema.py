@@ -61,6 +61,7 @@ __all__ = [
     "SELECT_SESSION",
     "SELECT_USER",
     "SESSION_COLUMNS",
+    "SESSION_FIELDS",
     "UPDATE_USER",
     "USER_COLUMNS",
     "Migration",
@@ -183,6 +184,8 @@ SESSION_COLUMNS = (
     "sid, sub, created_at, last_used_at, idle_expires_at, absolute_expires_at, generation,"
     " scope, client_id, user_agent, ip, revoked_at, revoked_reason"
 )
+SESSION_FIELDS = tuple(name.strip() for name in SESSION_COLUMNS.split(","))
+"""The names of ``SESSION_COLUMNS``, in their order: a row's positions."""
 SELECT_SESSION = f"SELECT {SESSION_COLUMNS} FROM sessions WHERE sid = ?"  # noqa: S608 (constant)
 SELECT_FOR_ROTATE = (
     f"SELECT {SESSION_COLUMNS}, current_hash, previous_hash, rotated_at, sealed"  # noqa: S608
@@ -347,7 +350,7 @@ def _apply(connection: sqlite3.Connection, *, number: int, statements: Migration
 # Rows and records: the column order of the statements above.
 
 
-def record(row: tuple[Any, ...]) -> SessionRecord:
+def record(row: Sequence[Any]) -> SessionRecord:
     """The public record of a row selected with ``SESSION_COLUMNS`` first."""
     return SessionRecord(
         sid=row[0],

@@ -119,6 +119,20 @@ _BUSY: Any = object()
 # caller's "exists already" and stay StoreError.
 _TAKEN_CODES = frozenset({1555, 2067})
 
+# Positions in a SELECT_FOR_ROTATE row: SESSION_COLUMNS, then the chain's own columns.
+_SESSION_END = len(sql.SESSION_FIELDS)
+_LAST_USED, _IDLE, _ABSOLUTE, _GENERATION, _REVOKED_AT, _REVOKED_REASON = map(
+    sql.SESSION_FIELDS.index,
+    (
+        "last_used_at",
+        "idle_expires_at",
+        "absolute_expires_at",
+        "generation",
+        "revoked_at",
+        "revoked_reason",
+    ),
+)
+
 
 class SQLiteStore:
     """A :class:`~tokenward.stores.base.SessionStore` and
@@ -549,12 +563,12 @@ def _rotate(connection: sqlite3.Connection, *, rotation: Rotation) -> RotateResu
         return RotateResult(RotateStatus.UNKNOWN)
     # The rules read the row; the record is built once, as the call leaves the row (a
     # record built and then copied with dataclasses.replace cost as much as the SQL).
-    generation, revoked_at = row[6], row[11]
-    current_hash, previous_hash, rotated_at, sealed = row[13:]
+    generation, revoked_at = row[_GENERATION], row[_REVOKED_AT]
+    current_hash, previous_hash, rotated_at, sealed = row[_SESSION_END:]
     now = rotation.now
     if revoked_at is not None:
         return RotateResult(RotateStatus.REVOKED, sql.record(row))
-    if now >= row[4] or now >= row[5]:  # idle_expires_at, absolute_expires_at
+    if now >= row[_IDLE] or now >= row[_ABSOLUTE]:
         return RotateResult(RotateStatus.EXPIRED, sql.record(row))
     if rotation.generation == generation and hmac.compare_digest(
         rotation.presented_hash, current_hash
@@ -570,8 +584,10 @@ def _rotate(connection: sqlite3.Connection, *, rotation: Rotation) -> RotateResu
                 rotation.sid,
             ),
         )
-        # ADVANCE's new values: last_used_at, idle_expires_at and generation.
-        advanced = (*row[:3], now, rotation.idle_expires_at, row[5], generation + 1, *row[7:13])
+        advanced = list(row[:_SESSION_END])  # With the values ADVANCE wrote.
+        advanced[_LAST_USED] = now
+        advanced[_IDLE] = rotation.idle_expires_at
+        advanced[_GENERATION] = generation + 1
         return RotateResult(RotateStatus.ROTATED, sql.record(advanced), rotation.successor_sealed)
     if (
         rotation.generation == generation - 1
@@ -589,7 +605,9 @@ def _rotate(connection: sqlite3.Connection, *, rotation: Rotation) -> RotateResu
             reason="reuse",
             expires_at=rotation.event_expires_at,
         )
-        revoked = (*row[:11], now, "reuse")  # REVOKE_ONE's revoked_at and revoked_reason
+        revoked = list(row[:_SESSION_END])  # With the values REVOKE_ONE wrote.
+        revoked[_REVOKED_AT] = now
+        revoked[_REVOKED_REASON] = "reuse"
         return RotateResult(RotateStatus.REUSED, sql.record(revoked))
     return RotateResult(RotateStatus.UNKNOWN)
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from tests.server.conftest import PASSWORD, bearer, serve, state_of
+from tests.server.conftest import PASSWORD, basic, bearer, serve, state_of
 from tokenward.server import Settings, create_app
 from tokenward.server._cookies import csrf_token
 from tokenward.stores import MemoryStore
@@ -159,3 +159,29 @@ async def test_cookie_path_prefix_and_insecure_development_cookies(
         assert "path=/auth/cookie" in refresh
         assert "secure" not in refresh
         assert "httponly" in refresh
+
+
+async def test_cookie_mode_is_for_public_clients(http: httpx.AsyncClient) -> None:
+    form = {"username": "ada", "password": PASSWORD}
+    response = await http.post("/cookie/login", data=form, headers=CSRF_ANY, auth=basic())
+    assert response.status_code == 400
+    assert response.json()["error"] == "unauthorized_client"
+    assert "set-cookie" not in response.headers
+
+
+async def test_a_confidential_clients_refresh_token_is_refused_in_the_cookie(
+    http: httpx.AsyncClient,
+) -> None:
+    # /oauth/token needs the client's secret to rotate or revoke this token; the cookie
+    # endpoints authenticate no client, so they must not take it.
+    form = {"grant_type": "password", "username": "ada", "password": PASSWORD}
+    token = (await http.post("/oauth/token", data=form, auth=basic())).json()["refresh_token"]
+    for path in ("/cookie/refresh", "/cookie/logout"):
+        http.cookies.set("tw_refresh", token, domain="auth.test", path="/cookie")
+        response = await http.post(path, headers={"X-CSRF-Token": csrf_token(token)})
+        assert response.status_code == 400, path
+        assert response.json()["error"] == "invalid_grant"
+        assert "tw_refresh" not in http.cookies
+    # Neither rotated nor revoked: the client itself can still refresh it.
+    form = {"grant_type": "refresh_token", "refresh_token": token}
+    assert (await http.post("/oauth/token", data=form, auth=basic())).status_code == 200

@@ -38,8 +38,7 @@ async def test_no_credentials_get_a_bare_challenge(http: httpx.AsyncClient) -> N
     for headers in ({}, {"Authorization": "Basic dXNlcjpwYXNz"}):
         response = await http.get("/userinfo", headers=headers)
         assert response.status_code == 401
-        assert response.headers["www-authenticate"].startswith('Bearer realm="tokenward"')
-        assert "error=" not in response.headers["www-authenticate"]
+        assert response.headers["www-authenticate"] == 'Bearer realm="tokenward"'
 
 
 @pytest.mark.parametrize("value", ["Bearer", "Bearer ", "Bearer a b", "Bearer {token}"])

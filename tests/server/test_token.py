@@ -15,6 +15,7 @@ from tests.server.conftest import (
     basic,
     bearer,
     login,
+    refresh,
     state_of,
 )
 from tokenward.testing import FrozenClock
@@ -43,7 +44,40 @@ async def test_scope_picks_among_the_users_scopes(http: httpx.AsyncClient) -> No
 
 async def test_admins_get_the_admin_scope(http: httpx.AsyncClient) -> None:
     assert (await login(http, "root", ADMIN_PASSWORD))["scope"] == "admin"
-    assert (await login(http, "root", ADMIN_PASSWORD, scope="other"))["scope"] == ""
+
+
+async def test_asking_only_for_scopes_the_user_lacks_is_invalid_scope(
+    http: httpx.AsyncClient,
+) -> None:
+    # Granting nothing would need an empty "scope", which RFC 6749 sec. 3.3 cannot express.
+    for username, password in (("ada", PASSWORD), ("root", ADMIN_PASSWORD)):
+        form = {"grant_type": "password", "username": username, "password": password}
+        response = await http.post(
+            "/oauth/token", data={**form, "client_id": "web", "scope": "other"}
+        )
+        assert response.status_code == 400
+        assert response.json()["error"] == "invalid_scope"
+    # The password is checked first: a wrong one is still invalid_grant.
+    form = {"grant_type": "password", "username": "ada", "password": "wrong password"}
+    response = await http.post("/oauth/token", data={**form, "client_id": "web", "scope": "other"})
+    assert response.json()["error"] == "invalid_grant"
+
+
+async def test_a_user_without_scopes_gets_no_scope_member(
+    http: httpx.AsyncClient, app: Starlette
+) -> None:
+    await state_of(app).users.create_user("bob", PASSWORD)
+    body = await login(http, "bob")
+    assert set(body) == {"access_token", "token_type", "expires_in", "refresh_token"}
+    rotated = await refresh(http, body["refresh_token"])
+    assert rotated.status_code == 200
+    assert "scope" not in rotated.json()
+    introspected = await http.post(
+        "/oauth/introspect", data={"token": body["access_token"]}, auth=basic()
+    )
+    assert introspected.json()["active"] is True
+    assert "scope" not in introspected.json()
+    assert (await http.get("/userinfo", headers=bearer(body["access_token"]))).status_code == 200
 
 
 async def test_wrong_password_and_unknown_user_get_the_same_answer(

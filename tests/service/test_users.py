@@ -11,6 +11,7 @@ from tokenward.service import (
     Argon2Parameters,
     Client,
     InvalidCredentialsError,
+    InvalidScopeError,
     LoginThrottledError,
     PasswordHasher,
     SessionRevokedError,
@@ -53,8 +54,11 @@ async def test_admin_scope_only_for_admins(users: UserService) -> None:
     await users.create_user("ada", PASSWORD)
     root = await users.login("root", PASSWORD)
     assert "admin" in users.tokens.verify_access(root.access_token).scopes
-    ada = await users.login("ada", PASSWORD, scope=["admin"])
-    assert users.tokens.verify_access(ada.access_token).scopes == frozenset()
+    with pytest.raises(InvalidScopeError):  # Nothing of the request would be granted.
+        await users.login("ada", PASSWORD, scope=["admin"])
+    await users.create_user("bob", PASSWORD, scopes=["read"])
+    bob = await users.login("bob", PASSWORD, scope=["admin", "read"])
+    assert users.tokens.verify_access(bob.access_token).scopes == frozenset({"read"})
 
 
 async def test_duplicate_username_refused(users: UserService) -> None:

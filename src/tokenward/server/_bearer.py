@@ -40,8 +40,10 @@ def bearer_error(
     params = ['realm="tokenward"']
     if error is not None:
         params.append(f'error="{error}"')
-    if description is not None:
-        params.append(f'error_description="{description}"')
+        # Only with an error code: a request without credentials gets a bare challenge
+        # (sec. 3.1); the description stays in the JSON body.
+        if description is not None:
+            params.append(f'error_description="{description}"')
     if scope is not None:
         params.append(f'scope="{scope}"')
     challenge = {"WWW-Authenticate": "Bearer " + ", ".join(params)}

@@ -11,6 +11,12 @@ the session is gone for weeks). In cookie mode:
 * ``POST /cookie/refresh`` rotates the cookie and answers a new access token.
 * ``POST /cookie/logout`` revokes the cookie's session and clears the cookies.
 
+Cookie mode is for public clients only (``client_id``, no secret): a browser cannot keep
+a client secret, and the cookie endpoints authenticate no client. Login refuses a
+confidential client (``unauthorized_client``), and refresh and logout refuse a refresh
+token issued to one (``invalid_grant``), which otherwise could be rotated or revoked here
+without the client's secret that ``/oauth/token`` and ``/oauth/revoke`` require.
+
 CSRF. Refresh and logout are authenticated by a cookie the browser attaches on its own,
 so they are protected three ways:
 
@@ -40,7 +46,8 @@ from urllib.parse import urlsplit
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from tokenward.errors import InvalidTokenError
+from tokenward.errors import InvalidTokenError, TokenwardError
+from tokenward.jose import jwt
 from tokenward.server._audit import audit
 from tokenward.server._clients import authenticate_client
 from tokenward.server._http import COOKIE_PATH, NO_STORE, ApiError, read_form, required
@@ -134,6 +141,14 @@ def _cookie_credentials(request: Request, state: Runtime) -> str:
     return token
 
 
+def _public_client(state: Runtime, client_id: object) -> str:
+    """``client_id`` when it names a configured public client; else ``invalid_grant``."""
+    client = state.settings.client(client_id) if type(client_id) is str else None
+    if client is None or client.confidential:
+        raise ApiError(400, "invalid_grant", "the refresh token was not issued to a public client")
+    return client.client_id
+
+
 async def cookie_login_endpoint(request: Request) -> Response:
     """``POST /cookie/login``: password login; the refresh token goes into a cookie."""
     state = runtime(request)
@@ -142,6 +157,8 @@ async def cookie_login_endpoint(request: Request) -> Response:
         raise _csrf_failure(state, "missing_header")
     form = await read_form(request)
     client = authenticate_client(request, form, state.settings, state.metrics)
+    if client.confidential:
+        raise ApiError(400, "unauthorized_client", "cookie mode is for public clients")
     username, password = required(form, "username"), required(form, "password")
     scope = parse_scope(form.get("scope"))
     pair = await password_login(
@@ -155,7 +172,15 @@ async def cookie_refresh_endpoint(request: Request) -> Response:
     state = runtime(request)
     token = _cookie_credentials(request, state)
     try:
-        pair = await rotate(state, token, client_id=None, scope=None)
+        # The client is read before verification only to name the one the token must be
+        # bound to: the service checks that binding on the verified claims, so a token
+        # passes only if it really was issued to this public client.
+        try:
+            issued_to = jwt.inspect_unverified(token).claims.get("client_id")
+        except TokenwardError:
+            issued_to = None
+        client_id = _public_client(state, issued_to)
+        pair = await rotate(state, token, client_id=client_id, scope=None)
     except ApiError as exc:
         return _clear(state, exc.response())
     return _respond(state, pair)
@@ -170,6 +195,10 @@ async def cookie_logout_endpoint(request: Request) -> Response:
     except InvalidTokenError:
         claims = None
     if claims is not None:
+        try:
+            _public_client(state, claims.get("client_id"))
+        except ApiError as exc:
+            return _clear(state, exc.response())
         sid = str(claims["sid"])
         if await state.tokens.revoke_session(sid, reason="logout"):
             state.metrics.revocations.inc("session", "logout")

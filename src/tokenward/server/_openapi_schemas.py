@@ -46,13 +46,13 @@ _SCHEMAS: dict[str, Any] = {
     },
     "TokenResponse": {
         "type": "object",
-        "required": ["access_token", "token_type", "expires_in", "refresh_token", "scope"],
+        "required": ["access_token", "token_type", "expires_in", "refresh_token"],
         "properties": {
             "access_token": {"type": "string"},
             "token_type": {"type": "string", "enum": ["Bearer"]},
             "expires_in": {"type": "integer"},
             "refresh_token": {"type": "string"},
-            "scope": {"type": "string"},
+            "scope": {"type": "string", "description": "Absent when no scope was granted."},
         },
     },
     "TokenHintForm": {
@@ -198,12 +198,12 @@ _SCHEMAS: dict[str, Any] = {
     },
     "CookieTokenResponse": {
         "type": "object",
-        "required": ["access_token", "token_type", "expires_in", "scope", "csrf_token"],
+        "required": ["access_token", "token_type", "expires_in", "csrf_token"],
         "properties": {
             "access_token": {"type": "string"},
             "token_type": {"type": "string", "enum": ["Bearer"]},
             "expires_in": {"type": "integer"},
-            "scope": {"type": "string"},
+            "scope": {"type": "string", "description": "Absent when no scope was granted."},
             "csrf_token": {"type": "string", "description": "Send back as X-CSRF-Token."},
         },
     },

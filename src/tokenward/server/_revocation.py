@@ -100,6 +100,8 @@ async def introspect_endpoint(request: Request) -> Response:
     if kind == "access":
         body["token_type"] = "Bearer"
     body.update((name, claims[name]) for name in _INTROSPECTED if name in claims)
+    if body.get("scope") == "":
+        del body["scope"]  # RFC 7662 sec. 2.2: a list of scope tokens, or nothing.
     if isinstance(claims.get("preferred_username"), str):
         body["username"] = claims["preferred_username"]
     elif isinstance(claims.get("ext"), dict) and "preferred_username" in claims["ext"]:

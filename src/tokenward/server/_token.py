@@ -9,7 +9,9 @@ Success is sec. 5.1 (``access_token``, ``token_type``, ``expires_in``, ``refresh
   code for "slow down" at this endpoint, and 429 tells any HTTP client what happened.
 * ``scope`` on a password grant picks among the user's scopes; scopes the user does not
   hold are left out (sec. 3.3 lets the server grant less), and the response's ``scope``
-  says what was granted. A malformed scope is ``invalid_scope``.
+  says what was granted. A malformed scope, or one of which the user holds nothing, is
+  ``invalid_scope``. A user with no scopes who asks for none gets a grant with no
+  ``scope`` member (the grammar of sec. 3.3 has no empty value).
 * ``scope`` on a refresh may only narrow (sec. 6): the new access token gets the narrower
   scope, the refresh token keeps the original grant. Asking for more is ``invalid_scope``
   and leaves the refresh token untouched.
@@ -88,6 +90,10 @@ async def password_login(
             429, "invalid_grant", "too many failed logins; retry later",
             headers={"Retry-After": retry},
         ) from None  # fmt: skip
+    except InvalidScopeError:
+        raise ApiError(
+            400, "invalid_scope", "the user holds none of the requested scopes"
+        ) from None
     except InvalidCredentialsError:
         state.metrics.logins.inc("failure")
         audit("login_rejected", level=logging.WARNING, client_id=client.client_id, ip=client.ip)
@@ -128,8 +134,9 @@ def token_body(pair: TokenPair, *, with_refresh: bool = True) -> dict[str, objec
         "access_token": pair.access_token,
         "token_type": pair.token_type,
         "expires_in": pair.expires_in,
-        "scope": pair.scope,
     }
+    if pair.scope:  # An empty grant has no sec. 3.3 value: the member is left out.
+        body["scope"] = pair.scope
     if with_refresh:
         body["refresh_token"] = pair.refresh_token
     return body
@@ -149,6 +156,7 @@ def token_json(pair: TokenPair) -> bytes:
     text = access + refresh + token_type + scope
     if (
         type(pair.expires_in) is int
+        and scope
         and text.isascii()
         and b'"' not in text.encode().translate(_AS_IS)
     ):

@@ -110,6 +110,7 @@ class LoginThrottledError(AuthenticationError):
 
 
 class InvalidScopeError(TokenwardError):
-    """A refresh asked for a scope the session was not granted (OAuth ``invalid_scope``)."""
+    """A refresh asked for a scope the session was not granted, or a login for scopes
+    none of which the user holds (OAuth ``invalid_scope``)."""
 
     code = "invalid_scope"

@@ -17,7 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from tokenward.errors import ConfigurationError
-from tokenward.service._errors import InvalidCredentialsError, LoginThrottledError
+from tokenward.service._errors import (
+    InvalidCredentialsError,
+    InvalidScopeError,
+    LoginThrottledError,
+)
 from tokenward.service._passwords import PasswordHasher
 from tokenward.service._service import Client, TokenPair, TokenService
 from tokenward.stores.base import UserRecord, UserStore
@@ -142,15 +146,21 @@ class UserService:
         """Password login: authenticate, then issue a session with the granted scopes.
 
         ``scope`` narrows the grant to the requested scopes the user holds; ``None`` grants
-        all of the user's scopes (RFC 6749 sec. 3.3 lets the server pick a default). Access
-        tokens carry ``preferred_username`` (an OpenID Connect claim), so ``/userinfo``
-        needs no store read.
+        all of the user's scopes (RFC 6749 sec. 3.3 lets the server pick a default).
+        Requesting scopes none of which the user holds raises :class:`InvalidScopeError`
+        (after the password is checked): an empty grant has no RFC 6749 ``scope`` value
+        that could tell the client it differs from its request. Access tokens carry
+        ``preferred_username`` (an OpenID Connect claim), so ``/userinfo`` needs no store
+        read.
         """
         address = client.ip if client else None
         user = await self.authenticate(username, password, address=address)
+        granted = self.granted_scopes(user, scope)
+        if scope and not granted:
+            raise InvalidScopeError("the user holds none of the requested scopes")
         pair = await self.tokens.issue(
             user.sub,
-            scope=self.granted_scopes(user, scope),
+            scope=granted,
             client=client,
             claims={"preferred_username": user.username},
         )

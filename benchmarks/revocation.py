@@ -142,7 +142,7 @@ async def _wait_for_refusal(
 async def _verifier(spec: Spec, pipe: Connection) -> None:
     store = await _open(spec.feed, spec.location, spec.namespace)
     try:
-        follower = RevocationFollower(_feed_of(store, spec), DenyList(), settle=0.1)
+        follower = RevocationFollower(_feed_of(store, spec), DenyList())
         verifier = Verifier(
             StaticKeys(KeySet.from_jwks(spec.jwks)),
             issuer=ISSUER,

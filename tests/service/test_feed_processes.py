@@ -88,7 +88,7 @@ def _check(verifier: Verifier, token: str) -> str:
 async def _verify_until_refused(spec: VerifierSpec, report: Connection) -> None:
     store, feed = await _open(spec)
     try:
-        follower = RevocationFollower(feed, DenyList(), settle=0.2)
+        follower = RevocationFollower(feed, DenyList())
         verifier = Verifier(
             StaticKeys(KeySet.from_jwks(spec.jwks)),
             issuer=ISSUER,

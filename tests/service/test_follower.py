@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import pytest
 
-from tokenward.errors import ConfigurationError, InvalidTokenError
+from tokenward.errors import ConfigurationError, ExpiredTokenError, InvalidTokenError
 from tokenward.jose import Key, KeySet, jwt
 from tokenward.service import (
     DenyList,
@@ -51,7 +51,7 @@ class ScriptedFeed:
         self._queues: set[asyncio.Queue[RevocationEvent | None]] = set()
         self._changed = asyncio.Condition()
 
-    async def events(self, since: int, *, now: float) -> AsyncIterator[RevocationEvent]:
+    async def events(self, since: int, *, now: float) -> AsyncIterator[RevocationEvent | None]:
         async with self._changed:
             self.attempts += 1
             self._changed.notify_all()
@@ -66,6 +66,7 @@ class ScriptedFeed:
                 if event.seq > last:
                     last = event.seq
                     yield event
+            yield None  # Subscribed, and the snapshot delivered.
             while True:
                 item = await queue.get()
                 if item is None:
@@ -105,10 +106,23 @@ class BrokenFeed:
     def __init__(self) -> None:
         self.snapshot: list[RevocationEvent] = []
 
-    async def events(self, since: int, *, now: float) -> AsyncIterator[RevocationEvent]:
+    async def events(self, since: int, *, now: float) -> AsyncIterator[RevocationEvent | None]:
         for event in self.snapshot:
             yield event
         raise RuntimeError("bug in the feed")
+
+
+class HangingFeed:
+    """A feed whose connection attempts hang, then fail: a store behind a dead route."""
+
+    def __init__(self, hang: float) -> None:
+        self.hang = hang
+
+    async def events(self, since: int, *, now: float) -> AsyncIterator[RevocationEvent | None]:
+        await asyncio.sleep(self.hang)
+        for _ in ():  # An async generator that fails before yielding anything.
+            yield None
+        raise StoreUnavailableError("connecting timed out")
 
 
 def fast_follower(
@@ -120,10 +134,10 @@ def fast_follower(
     max_staleness: float = 30.0,
     prune_interval: float = 60.0,
 ) -> RevocationFollower:
-    """A follower with backoff and settle times short enough for tests (real time)."""
+    """A follower with backoff times short enough for tests (real time)."""
     return RevocationFollower(
         feed, deny, clock=clock, on_disconnect=on_disconnect, max_staleness=max_staleness,
-        prune_interval=prune_interval, backoff_initial=0.001, backoff_max=0.004, settle=0.0,
+        prune_interval=prune_interval, backoff_initial=0.001, backoff_max=0.004,
     )  # fmt: skip
 
 
@@ -172,6 +186,21 @@ async def last_seq(store: MemoryStore, clock: FrozenClock) -> int:
     return (await store.revocations_since(0, now=clock.now()))[-1].seq
 
 
+async def revoke_when_following(
+    store: MemoryStore,
+    service: TokenService,
+    follower: RevocationFollower,
+    sid: str,
+    clock: FrozenClock,
+) -> None:
+    """Once ``follower`` is connected, revoke ``sid`` and wait until it has the event."""
+    async with asyncio.timeout(WAIT):
+        await follower.wait_until_connected()
+    await service.revoke_session(sid)
+    async with asyncio.timeout(WAIT):
+        await follower.wait_until_applied(await last_seq(store, clock))
+
+
 async def test_revoked_session_is_refused_by_a_following_verifier(clock: FrozenClock) -> None:
     store, service = await memory_service(clock)
     follower = fast_follower(store.revocation_feed(), DenyList(), clock=clock)
@@ -184,17 +213,35 @@ async def test_revoked_session_is_refused_by_a_following_verifier(clock: FrozenC
     other = await service.issue("bob")
     verifier.verify(pair.access_token)
     async with follower.running():
-        async with asyncio.timeout(WAIT):
-            await follower.wait_until_connected()
-        await service.revoke_session(pair.sid)
-        async with asyncio.timeout(WAIT):
-            await follower.wait_until_applied(await last_seq(store, clock))
+        await revoke_when_following(store, service, follower, pair.sid, clock)
         with pytest.raises(SessionRevokedTokenError):
             verifier.verify(pair.access_token)
         assert verifier.verify(other.access_token).sub == "bob"
         assert follower.events_applied == 1
         assert follower.last_event_at == NOW
         assert verifier.stats.signature_verifications == 2  # the refusal hit the cache
+
+
+async def test_deny_entries_outlive_the_verifiers_leeway(clock: FrozenClock) -> None:
+    # The auth server's events expire with its own leeway (0 here); a verifier allowing
+    # 60 s of skew accepts a token until exp + 60, so its session must stay denied as long.
+    store, service = await memory_service(clock)
+    follower = fast_follower(store.revocation_feed(), DenyList(), clock=clock)
+    verifier = Verifier(
+        KeyRingKeys(service.keyring), issuer=ISSUER, audience=AUDIENCE, clock=clock,
+        follower=follower, leeway=60,
+    )  # fmt: skip
+    pair = await service.issue("ada")
+    async with follower.running():
+        await revoke_when_following(store, service, follower, pair.sid, clock)
+        clock.advance(900 + 59)  # Past exp, within the leeway.
+        follower.prune()
+        with pytest.raises(SessionRevokedTokenError):
+            verifier.verify(pair.access_token)
+        clock.advance(2)  # Past exp + leeway: the entry may go, the token is refused anyway.
+        assert follower.prune() == 1
+        with pytest.raises(ExpiredTokenError):
+            verifier.verify(pair.access_token)
 
 
 async def test_verifier_started_after_the_revocation_refuses_from_snapshot(
@@ -323,13 +370,14 @@ async def test_disconnect_is_logged_once_without_secrets(
 
 async def test_feed_that_ends_is_reconnected(clock: FrozenClock, key: Key) -> None:
     class EndingFeed(ScriptedFeed):
-        async def events(self, since: int, *, now: float) -> AsyncIterator[RevocationEvent]:
+        async def events(self, since: int, *, now: float) -> AsyncIterator[RevocationEvent | None]:
             async with self._changed:
                 self.attempts += 1
                 self._changed.notify_all()
             for event in self.log:
                 if event.seq > since:
                     yield event
+            yield None
 
     feed = EndingFeed()
     feed.publish(RevocationKind.SESSION, sid="s1")
@@ -401,6 +449,36 @@ async def test_refuse_policy_refuses_before_first_connection(clock: FrozenClock,
         async with asyncio.timeout(WAIT):
             await follower.wait_until_connected()
         assert verifier.verify(token).sub == "ada"
+
+
+async def test_a_hanging_connection_attempt_is_not_a_connection(
+    clock: FrozenClock, key: Key
+) -> None:
+    # An attempt that has not failed yet may be hanging on a dead route: the deny list
+    # learns nothing meanwhile, so the refuse policy must hold until the feed says its
+    # snapshot is delivered.
+    # Longer than the one second after which an attempt used to count as connected.
+    follower = fast_follower(HangingFeed(1.2), clock=clock, on_disconnect="refuse")
+    verifier = verifier_over(key, follower, clock)
+    async with follower.running():
+        async with asyncio.timeout(WAIT):
+            while follower.failed_attempts < 1:
+                await asyncio.sleep(0.05)
+        assert (follower.connected, follower.ever_connected, follower.connects) == (False, False, 0)
+        assert follower.disconnects == 0
+        assert not follower.healthy()
+        with pytest.raises(RevocationFeedUnavailableError):
+            verifier.verify(mint(key))
+
+
+async def test_a_quiet_feed_counts_as_connected_once_its_snapshot_is_in(clock: FrozenClock) -> None:
+    follower = fast_follower(ScriptedFeed(), clock=clock, on_disconnect="refuse")
+    async with follower.running():
+        async with asyncio.timeout(WAIT):
+            await follower.wait_until_connected()
+        assert follower.events_applied == 0
+        assert follower.healthy()
+        assert follower.refuse_after == float("inf")
 
 
 async def test_refuse_policy_refuses_after_max_staleness(
@@ -484,7 +562,7 @@ def test_prune_on_demand(clock: FrozenClock) -> None:
         pytest.param({"on_disconnect": "ignore"}, id="policy"),
         pytest.param({"max_staleness": -1}, id="negative-staleness"),
         pytest.param({"backoff_initial": 10, "backoff_max": 1}, id="backoff-order"),
-        pytest.param({"settle": float("inf")}, id="infinite-settle"),
+        pytest.param({"prune_interval": float("inf")}, id="infinite-prune-interval"),
     ],
 )
 def test_follower_configuration_is_checked(options: dict[str, Any]) -> None:

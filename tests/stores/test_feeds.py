@@ -57,12 +57,18 @@ def feed_of(store: SessionStore, *, heartbeat: float = 5.0) -> RevocationFeed:
     raise AssertionError(f"no feed for {type(store).__name__}")
 
 
-async def next_event(events: AsyncIterator[RevocationEvent]) -> RevocationEvent:
+Feed = AsyncIterator[RevocationEvent | None]
+
+
+async def next_event(events: Feed) -> RevocationEvent:
+    """The next event, past the ready marker (``None``) if it comes first."""
     async with asyncio.timeout(WAIT):
-        return await anext(events)
+        while (event := await anext(events)) is None:
+            pass
+        return event
 
 
-async def take(events: AsyncIterator[RevocationEvent], count: int) -> list[RevocationEvent]:
+async def take(events: Feed, count: int) -> list[RevocationEvent]:
     return [await next_event(events) for _ in range(count)]
 
 
@@ -72,9 +78,7 @@ async def revoke(store: SessionStore, sid: str, *, reason: str = "logout") -> No
     assert await store.revoke_session(sid, now=NOW, reason=reason, event_expires_at=NOW + ACCESS)
 
 
-async def started(
-    store: SessionStore, feed: RevocationFeed | None = None
-) -> AsyncIterator[RevocationEvent]:
+async def started(store: SessionStore, feed: RevocationFeed | None = None) -> Feed:
     """A feed past its snapshot (a seed event): what follows can only come live."""
     await revoke(store, "seed")
     events = (feed or feed_of(store)).events(0, now=NOW)
@@ -82,7 +86,7 @@ async def started(
     return events
 
 
-async def close(events: AsyncIterator[RevocationEvent]) -> None:
+async def close(events: Feed) -> None:
     aclose = getattr(events, "aclose", None)
     if aclose is not None:
         await aclose()
@@ -105,6 +109,32 @@ async def test_snapshot_then_live_in_order(store: SessionStore) -> None:
         seqs = [e.seq for e in snapshot + live]
         assert seqs == sorted(set(seqs))
         assert all(e.kind is RevocationKind.SESSION for e in snapshot + live)
+    finally:
+        await close(events)
+
+
+async def test_the_ready_marker_comes_once_between_snapshot_and_live(store: SessionStore) -> None:
+    for sid in ("s1", "s2"):
+        await revoke(store, sid)
+    events = feed_of(store).events(0, now=NOW)
+    try:
+        async with asyncio.timeout(WAIT):
+            head = [await anext(events) for _ in range(3)]
+        assert [e.sid if e is not None else None for e in head] == ["s1", "s2", None]
+        await revoke(store, "s3")
+        async with asyncio.timeout(WAIT):
+            live = await anext(events)
+        assert live is not None
+        assert live.sid == "s3"
+    finally:
+        await close(events)
+
+
+async def test_an_empty_snapshot_still_ends_with_the_marker(store: SessionStore) -> None:
+    events = feed_of(store).events(0, now=NOW)
+    try:
+        async with asyncio.timeout(WAIT):
+            assert await anext(events) is None
     finally:
         await close(events)
 
@@ -232,7 +262,7 @@ async def test_feeds_are_independent(store: SessionStore) -> None:
 
 
 async def test_a_follower_keeps_a_deny_list_current(store: SessionStore) -> None:
-    follower = RevocationFollower(feed_of(store), DenyList(), settle=WAIT)
+    follower = RevocationFollower(feed_of(store), DenyList())
     await revoke(store, "before")
     async with follower.running():
         async with asyncio.timeout(WAIT):
@@ -275,7 +305,7 @@ async def test_sqlite_feed_polls_once_per_interval(tmp_path: Path) -> None:
         events = feed.events(0, now=NOW)
         start = loop.time()
         await next_event(events)  # the first poll: the snapshot
-        pending = asyncio.ensure_future(anext(events))
+        pending = asyncio.ensure_future(next_event(events))
         async with asyncio.timeout(WAIT):
             while feed.polls < 6:
                 await asyncio.sleep(interval / 2)
@@ -283,8 +313,7 @@ async def test_sqlite_feed_polls_once_per_interval(tmp_path: Path) -> None:
         # Never more often than the interval, however the loop is scheduled.
         assert elapsed >= (feed.polls - 1) * interval * 0.95
         await revoke(store, "s1")
-        async with asyncio.timeout(WAIT):
-            assert (await pending).sid == "s1"
+        assert (await pending).sid == "s1"
         await close(events)
     finally:
         await store.close()
@@ -375,6 +404,30 @@ async def test_a_feed_started_during_an_outage_raises_store_unavailable(outage: 
             await next_event(events)
     finally:
         await close(events)
+
+
+async def test_a_follower_is_not_connected_while_its_connection_attempt_hangs(
+    outage: Outage,
+) -> None:
+    # A dropped route: the proxy accepts, then forwards nothing. Each attempt hangs until
+    # the store's timeout fails it; meanwhile the deny list learns nothing, so the follower
+    # must not count as connected (the refuse policy would otherwise pass tokens).
+    outage.proxy.flowing.clear()
+    follower = RevocationFollower(
+        outage.proxied.revocation_feed(), DenyList(), on_disconnect="refuse",
+        backoff_initial=0.01, backoff_max=0.05,
+    )  # fmt: skip
+    async with follower.running():
+        async with asyncio.timeout(WAIT):
+            while follower.failed_attempts < 1:
+                await asyncio.sleep(0.05)
+        assert (follower.connected, follower.connects, follower.disconnects) == (False, 0, 0)
+        assert follower.refuse_after == float("-inf")
+        assert not follower.healthy()
+        outage.proxy.flowing.set()
+        async with asyncio.timeout(WAIT):
+            await follower.wait_until_connected()
+        assert follower.refuse_after == float("inf")
 
 
 async def test_a_follower_catches_up_on_events_recorded_during_an_outage(outage: Outage) -> None:

@@ -25,14 +25,13 @@ from redis.crc import key_slot
 from tests.proxy import CuttableProxy
 from tests.rediscluster import LocalCluster
 from tests.stores.test_contract import ACCESS, GRACE, IDLE, T0, h, new_session, rotation
-from tests.stores.test_feeds import close
+from tests.stores.test_feeds import close, next_event
 from tests.stores.test_redis import fifty_rotations_from_fifty_connections, unique_prefix
 from tokenward.errors import ConfigurationError
 from tokenward.service import DenyList, RevocationFollower
 from tokenward.stores import open_store
 from tokenward.stores._redis_cluster import RedisClusterStore, parse_cluster_url
 from tokenward.stores.base import (
-    RevocationEvent,
     RevocationKind,
     RotateStatus,
     StoreError,
@@ -318,12 +317,15 @@ async def test_a_feed_on_another_connection_yields_the_reuse(
     events = watcher.revocation_feed().events(0, now=T0)
     try:
         async with asyncio.timeout(WAIT):
-            assert (await anext(events)).sid == "seed"
+            seed = await anext(events)
+            assert seed is not None
+            assert seed.sid == "seed"
+            assert await anext(events) is None  # The ready marker.
         await cstore.create_session(new_session("s1", "ada"))
         await cstore.rotate(rotation("s1", 0, now=T0 + 60))
         await cstore.rotate(rotation("s1", 0, now=T0 + 90))
         async with asyncio.timeout(WAIT):
-            got: list[RevocationEvent] = [await anext(events), await anext(events)]
+            got = [await next_event(events), await next_event(events)]
         recorded = (await cstore.revocations_since(1, now=T0 + 91))[0]
         # The notice and the recorded event, in whichever order they arrived.
         assert sorted(e.seq for e in got) == [0, recorded.seq]

@@ -317,7 +317,7 @@ class JwtFeedMode(JwtMode):
         # would drop (prune) a revocation before the probe that made it saw it refused.
         # The simulated clock starts at the real time and only runs ahead of it, so on
         # real time no entry is dropped during a run.
-        self.follower = RevocationFollower(feed, DenyList(), settle=0.2)
+        self.follower = RevocationFollower(feed, DenyList())
         super().__init__(service, clock, users=users, prefix=prefix, follower=self.follower)
         self._probes = probes
         self._probe_timeout = probe_timeout

@@ -2,7 +2,9 @@
 
 It holds revoked session ids and per-user "not before" times, fed by revocation events
 (from this process, or from the store's feed). Each entry is kept only until
-``expires_at``: after that, every access token it could cover has expired anyway.
+``expires_at``: after that, every access token it could cover has expired anyway. A
+verifier that allows clock skew accepts a token until its ``exp`` plus that leeway, so
+it asks the deny list to keep entries that much longer (:meth:`DenyList.keep_longer`).
 
 A SESSION event denies every access token carrying its ``sid``, whenever issued.
 
@@ -35,13 +37,23 @@ __all__ = ["DenyList"]
 class DenyList:
     """Revoked sessions and users, each until its last covered token has expired."""
 
-    __slots__ = ("_all", "_last_seq", "_sessions", "_users")
+    __slots__ = ("_all", "_grace", "_last_seq", "_sessions", "_users")
 
     def __init__(self) -> None:
         self._sessions: dict[str, float] = {}
         self._users: dict[str, tuple[int, float]] = {}
         self._all: tuple[int, float] | None = None
         self._last_seq = 0
+        self._grace = 0.0
+
+    def keep_longer(self, seconds: float) -> None:
+        """Keep every entry at least ``seconds`` past its ``expires_at``.
+
+        A :class:`~tokenward.service.Verifier` calls this with its leeway: it accepts a
+        token until ``exp`` plus the leeway, and a revoked session's token must stay
+        denied for as long. The longest request of every caller wins.
+        """
+        self._grace = max(self._grace, float(seconds))
 
     @property
     def last_seq(self) -> int:
@@ -83,6 +95,7 @@ class DenyList:
 
     def prune(self, now: float) -> int:
         """Forget entries whose covered tokens have all expired; return how many."""
+        now -= self._grace  # An entry lasts until expires_at + grace.
         stale_sessions = [sid for sid, until in self._sessions.items() if until <= now]
         for sid in stale_sessions:
             del self._sessions[sid]

@@ -20,8 +20,10 @@ the ``on_disconnect`` policy (see ``docs/revocation.md``):
 The verifier learns this from one attribute, :attr:`RevocationFollower.refuse_after`
 (a clock time, or None): no call, no lock, on every request.
 
-The feed protocol has no "snapshot complete" signal, so a connection counts as
-established when it delivers its first event or has stayed up for ``settle`` seconds.
+A connection counts as established when the feed says its subscription is live and its
+snapshot delivered (it yields ``None``; see :class:`RevocationFeed`), never merely
+because an attempt has not failed yet: an attempt can hang for as long as the store's
+connect timeout, and the ``"refuse"`` policy must hold meanwhile.
 """
 
 from __future__ import annotations
@@ -72,7 +74,6 @@ class RevocationFollower:
         max_staleness: float = 30.0,
         backoff_initial: float = 0.1,
         backoff_max: float = 5.0,
-        settle: float = 1.0,
         prune_interval: float = 60.0,
     ) -> None:
         if on_disconnect not in ("accept", "refuse"):
@@ -81,7 +82,6 @@ class RevocationFollower:
             ("max_staleness", max_staleness),
             ("backoff_initial", backoff_initial),
             ("backoff_max", backoff_max),
-            ("settle", settle),
             ("prune_interval", prune_interval),
         ):
             if type(value) not in (int, float) or not 0 <= value < math.inf:
@@ -95,11 +95,9 @@ class RevocationFollower:
         self._clock: Clock = clock or SystemClock()
         self._backoff_initial = float(backoff_initial)
         self._backoff_max = float(backoff_max)
-        self._settle = float(settle)
         self._prune_interval = float(prune_interval)
         self._next_prune = -math.inf
         self._retry_delay = self._backoff_initial
-        self._attempt = 0
         self._task: asyncio.Task[None] | None = None
         self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
 
@@ -216,7 +214,6 @@ class RevocationFollower:
         self.last_event_at = now
         if now >= self._next_prune:
             self.prune(now)
-        self._mark_connected()
         self._wake()
 
     def prune(self, now: float | None = None) -> int:
@@ -304,29 +301,26 @@ class RevocationFollower:
             _log.error("revocation follower stopped by %s", type(error).__name__)
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         try:
             while True:
-                await self._follow_once(loop)
+                await self._follow_once()
                 self._retry_delay = min(self._retry_delay * 2, self._backoff_max)
         finally:
             self._mark_stopped()
 
-    async def _follow_once(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._attempt += 1
-        attempt = self._attempt
-        settle = loop.call_later(self._settle, self._settled, attempt)
-        events: AsyncIterator[RevocationEvent] | None = None
+    async def _follow_once(self) -> None:
+        events: AsyncIterator[RevocationEvent | None] | None = None
         reason = "the feed ended"
         try:
             events = self.feed.events(self.deny.last_seq, now=self._clock.now())
             async for event in events:
-                self._apply(event)
+                if event is None:
+                    self._mark_connected()  # Subscribed, and the snapshot applied.
+                else:
+                    self._apply(event)
         except StoreError as exc:
             reason = f"{type(exc).__name__}: {exc.code}"  # never the message: it may hold a DSN
         finally:
-            self._attempt += 1  # Invalidate the settle timer of this attempt.
-            settle.cancel()
             aclose = getattr(events, "aclose", None)
             if aclose is not None:
                 # Cleaning up a broken connection may fail the same way; it is gone anyway.
@@ -337,7 +331,3 @@ class RevocationFollower:
         # verifiers without giving up most of the backoff.
         delay = self._retry_delay * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not security
         await asyncio.sleep(delay)
-
-    def _settled(self, attempt: int) -> None:
-        if attempt == self._attempt:
-            self._mark_connected()

@@ -212,6 +212,8 @@ class Verifier:
         self._usable = False  # keys and algorithms both non-empty (set by _switch_keys)
         self._clock: Clock = clock or SystemClock()
         self.deny: DenyList = deny if deny is not None else DenyList()
+        # A token is accepted until exp + leeway: its session's entry must last as long.
+        self.deny.keep_longer(self._leeway)
         self._follower = follower
         self._cache_size = cache_size
         self._cache: dict[str | bytes, tuple[AccessClaims, float]] = {}

@@ -82,8 +82,8 @@ class PostgresFeed:
     def __repr__(self) -> str:
         return f"PostgresFeed(channel={self._store.channel!r}, heartbeat={self.heartbeat:g})"
 
-    async def events(self, since: int, *, now: float) -> AsyncIterator[RevocationEvent]:
-        """Yield the unexpired events after ``since`` (at ``now``), then live ones."""
+    async def events(self, since: int, *, now: float) -> AsyncIterator[RevocationEvent | None]:
+        """Yield the unexpired events after ``since`` (at ``now``), ``None``, then live ones."""
         store = self._store
         # Payloads in commit order; None once the connection is gone.
         inbox: asyncio.Queue[str | None] = asyncio.Queue()
@@ -104,6 +104,7 @@ class PostgresFeed:
             for recorded in await store.revocations_since(since, now=now):
                 last = recorded.seq
                 yield recorded
+            yield None  # Listening, and the snapshot delivered.
             while True:
                 try:
                     payload = await asyncio.wait_for(inbox.get(), self.heartbeat)

@@ -84,8 +84,8 @@ class RedisFeed:
     def __repr__(self) -> str:
         return f"RedisFeed(channel={self._store.channel!r}, heartbeat={self.heartbeat:g})"
 
-    async def events(self, since: int, *, now: float) -> AsyncIterator[RevocationEvent]:
-        """Yield the unexpired events after ``since`` (at ``now``), then live ones."""
+    async def events(self, since: int, *, now: float) -> AsyncIterator[RevocationEvent | None]:
+        """Yield the unexpired events after ``since`` (at ``now``), ``None``, then live ones."""
         store = self._store
         with _translate():
             pubsub: PubSub = await store._subscriber()
@@ -97,6 +97,7 @@ class RedisFeed:
             for event in await store.revocations_since(since, now=now):
                 last = event.seq
                 yield event
+            yield None  # Subscribed, and the snapshot delivered.
             pinged = False
             while True:
                 with _translate():

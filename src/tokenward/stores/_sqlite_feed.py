@@ -46,8 +46,9 @@ class SQLiteFeed:
     def __repr__(self) -> str:
         return f"SQLiteFeed(path={self._store.path!r}, poll_interval={self.poll_interval:g})"
 
-    async def events(self, since: int, *, now: float) -> AsyncIterator[RevocationEvent]:
-        """Yield the unexpired events after ``since`` (at ``now``), then new ones as polled.
+    async def events(self, since: int, *, now: float) -> AsyncIterator[RevocationEvent | None]:
+        """Yield the unexpired events after ``since`` (at ``now``), ``None`` once the first
+        poll is delivered, then new events as polled.
 
         Later polls filter by the same ``now``: that only lets through an event that
         expired meanwhile, which the deny list drops when it prunes.
@@ -55,10 +56,14 @@ class SQLiteFeed:
         loop = asyncio.get_running_loop()
         last = since
         next_poll = loop.time()
+        first = True
         while True:
             for event in await self._poll(last, now):
                 last = event.seq
                 yield event
+            if first:
+                first = False
+                yield None  # The snapshot: the first poll answered.
             next_poll += self.poll_interval
             current = loop.time()
             if next_poll < current:  # Overran: skip the missed slots, keep the phase.

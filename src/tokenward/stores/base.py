@@ -366,11 +366,16 @@ class RevocationFeed(Protocol):
     """Revocation events as they happen, for verifiers (DESIGN.md, "Revocation without
     per-request I/O")."""
 
-    def events(self, since: int, *, now: float) -> AsyncIterator[RevocationEvent]:
+    def events(self, since: int, *, now: float) -> AsyncIterator[RevocationEvent | None]:
         """Yield every unexpired event with ``seq > since``: first the snapshot
         (:meth:`SessionStore.revocations_since`), then live events as they are recorded,
         without gaps or duplicates across the switch. Subscribe before taking the
         snapshot, so nothing recorded in between is lost.
+
+        Between the two, yield ``None`` once: the subscription is live and the snapshot
+        delivered, so a deny list fed this far is current. A follower counts the feed as
+        connected from that marker on, and never before it: a connection attempt that
+        hangs must not pass for a quiet, working feed.
 
         Raises :class:`StoreUnavailableError` when the connection is lost; the caller
         reconnects with the last ``seq`` it applied.

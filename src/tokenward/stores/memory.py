@@ -285,7 +285,7 @@ class MemoryFeed:
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
 
-    async def events(self, since: int, *, now: float) -> AsyncIterator[RevocationEvent]:
+    async def events(self, since: int, *, now: float) -> AsyncIterator[RevocationEvent | None]:
         queue: asyncio.Queue[RevocationEvent] = asyncio.Queue()
         self._store._listeners.add(queue)
         try:
@@ -293,6 +293,7 @@ class MemoryFeed:
             for event in await self._store.revocations_since(since, now=now):
                 last = event.seq
                 yield event
+            yield None  # Listening, and the snapshot delivered.
             while True:
                 event = await queue.get()
                 if event.seq > last:

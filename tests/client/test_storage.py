@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.client.conftest import ACCESS_LIFETIME, Server
+from tests.client.conftest import ACCESS_LIFETIME, Server, SyncServer
 from tokenward.client import (
     FileTokenStorage,
     LoginRequiredError,
@@ -250,3 +250,66 @@ async def test_a_refused_refresh_token_clears_the_file(server: Server, tmp_path:
         with pytest.raises(LoginRequiredError):
             await http.get("/userinfo")
     assert not path.exists()
+
+
+class FullDisk(MemoryTokenStorage):
+    """A storage whose saves fail while ``full`` is set, as on a full disk; it keeps the
+    tokens it could not save, for the test to compare."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.full = False
+        self.unsaved: list[StoredToken] = []
+
+    def save(self, token: StoredToken) -> None:
+        if self.full:
+            self.unsaved.append(token)
+            raise TokenStorageError("cannot write tokens.json: No space left on device")
+        super().save(token)
+
+
+async def test_a_failed_save_keeps_the_rotated_tokens_in_use(server: Server) -> None:
+    # The server has rotated the refresh token when the save fails. A client that dropped
+    # the new one would present the superseded one at its next refresh, past the 10 s
+    # grace, and the server would take that for reuse and revoke the session.
+    storage = FullDisk()
+    async with server.client(server.auth(storage=storage)) as http:
+        await http.get("/userinfo")
+        server.clock.advance(ACCESS_LIFETIME)
+        storage.full = True
+        with pytest.raises(TokenStorageError, match="No space left"):
+            await http.get("/userinfo")  # refreshed at the server, not saved
+        [rotated] = storage.unsaved
+        response = await http.get("/userinfo")  # the new token, no second refresh
+        assert response.request.headers["Authorization"] == f"Bearer {rotated.access_token}"
+        assert server.transport.token_requests == 2
+        storage.full = False
+        server.clock.advance(ACCESS_LIFETIME)  # past the expiry and the reuse grace
+        assert (await http.get("/userinfo")).status_code == 200
+    assert server.metrics.refreshes.get("success") == 2
+    assert server.metrics.reuse_detected.get() == 0
+    assert server.metrics.logins.get("success") == 1
+    saved = storage.load()
+    assert saved is not None
+    assert saved.refresh_token not in (None, rotated.refresh_token)
+
+
+def test_a_failed_save_keeps_the_rotated_tokens_in_use_sync(sync_server: SyncServer) -> None:
+    server = sync_server.server
+    storage = FullDisk()
+    with sync_server.client(server.sync_auth(storage=storage)) as http:
+        http.get("/userinfo")
+        server.clock.advance(ACCESS_LIFETIME)
+        storage.full = True
+        with pytest.raises(TokenStorageError, match="No space left"):
+            http.get("/userinfo")
+        [rotated] = storage.unsaved
+        response = http.get("/userinfo")
+        assert response.request.headers["Authorization"] == f"Bearer {rotated.access_token}"
+        assert server.transport.token_requests == 2
+        storage.full = False
+        server.clock.advance(ACCESS_LIFETIME)
+        assert http.get("/userinfo").status_code == 200
+    assert server.metrics.refreshes.get("success") == 2
+    assert server.metrics.reuse_detected.get() == 0
+    assert server.metrics.logins.get("success") == 1

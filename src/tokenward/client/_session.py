@@ -21,6 +21,10 @@ do the I/O (yield the requests it builds, feed it the answers) under their lock.
   pause, not one per API request. After expiry the answer is raised as
   :class:`TokenEndpointError`. A transport error (no answer at all) is raised by httpx
   as usual.
+* **A save that fails** (a full disk, a read-only file system): the new tokens are used
+  all the same, and the storage's error is raised to the request that got them. The
+  server has already rotated the refresh token; presenting the old one again would end
+  the session, as reuse.
 """
 
 from __future__ import annotations
@@ -251,8 +255,9 @@ class TokenSession:
         token = StoredToken(
             answer.access_token, refresh, pending.sent_wall, expires_at, answer.scope
         )
-        self._storage.save(token)
         held = self._hold(token, pending.sent_at, pending.sent_wall)
+        # Held before it is saved: the server has rotated the refresh token, and a failed
+        # save must not bring the old one back (see "A save that fails" above).
         self._held = held
         self._seed = None
         self._pause_until = -math.inf
@@ -262,6 +267,7 @@ class TokenSession:
             "logged in" if pending.grant == "password" else "refreshed the access token",
             self._client.client_id,
         )
+        self._storage.save(token)
         return held
 
     def _refused(self) -> Pending:

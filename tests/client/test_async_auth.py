@@ -395,6 +395,50 @@ async def test_an_endpoint_outage_keeps_the_valid_token_in_use(server: Server) -
     assert server.metrics.refreshes.get("success") == 1
 
 
+class RetryAfter(httpx.AsyncBaseTransport):
+    """The server's transport, with ``value`` as the Retry-After of token endpoint answers
+    (as another server might send it)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, value: bytes) -> None:
+        self._inner = inner
+        self._value = value
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self._inner.handle_async_request(request)
+        if request.url.path != TOKEN_PATH or "retry-after" not in response.headers:
+            return response
+        headers = [(k, v) for k, v in response.headers.raw if k.lower() != b"retry-after"]
+        body = await response.aread()
+        return httpx.Response(
+            response.status_code, headers=[*headers, (b"Retry-After", self._value)], content=body
+        )
+
+
+@pytest.mark.parametrize(
+    ("value", "pause"),
+    [(b"7", 7), (b"\xb2", 5), (b"Wed, 21 Oct 2015 07:28:00 GMT", 5)],
+    ids=["seconds", "latin1-superscript-two", "http-date"],
+)
+async def test_an_outage_pauses_renewal_for_retry_after_or_else_5_seconds(
+    server: Server, value: bytes, pause: int
+) -> None:
+    transport = RetryAfter(server.transport, value)
+    async with httpx.AsyncClient(transport=transport, base_url=ISSUER, auth=server.auth()) as http:
+        first = await http.get("/userinfo")
+        server.clock.advance(ACCESS_LIFETIME - 29)  # inside the margin, 29 s left
+        server.store.cut = True
+        during = await http.get("/userinfo")
+        assert during.status_code == 200
+        assert bearer_of(during) == bearer_of(first)
+        assert [r.status_code for r in during.history] == [503]
+        server.clock.advance(pause - 1)
+        await http.get("/userinfo")
+        assert server.transport.token_requests == 2
+        server.clock.advance(1)
+        await http.get("/userinfo")
+        assert server.transport.token_requests == 3
+
+
 async def test_an_outage_during_a_login_keeps_the_valid_token_in_use(server: Server) -> None:
     # A token with no refresh token (as some servers issue): renewal is a new login.
     answer = await server.raw_login()

@@ -19,6 +19,7 @@ from tokenward.client._grants import (
     ClientCredentials,
     invalid_token_challenge,
     parse_token_answer,
+    retry_after,
 )
 
 
@@ -99,6 +100,33 @@ def test_a_malformed_answer_is_refused(body: bytes) -> None:
         parse_token_answer(httpx.Response(200, content=body))
     assert caught.value.status == 200
     assert "a.b.c" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        (b"7", 7.0),
+        (b" 120 ", 120.0),
+        (b"0", 0.0),
+        (None, None),
+        (b"", None),
+        (b"\xb2", None),
+        ("\u0663".encode(), None),
+        (b"-1", None),
+        (b"1.5", None),
+        (b"1e3", None),
+        (b"Wed, 21 Oct 2015 07:28:00 GMT", None),
+    ],
+    ids=["seconds", "spaces", "zero", "absent", "empty", "latin1-superscript-two",
+         "arabic-indic-three", "negative", "fraction", "exponent", "http-date"],
+)  # fmt: skip
+def test_retry_after_is_ascii_delay_seconds_or_absent(
+    value: bytes | None, seconds: float | None
+) -> None:
+    # RFC 9110 sec. 10.2.3: delay-seconds is 1*DIGIT, ASCII digits. str.isdigit() also
+    # takes "\xb2" and "\u0663"; float() refuses the first and reads the second as 3.
+    headers = [] if value is None else [(b"Retry-After", value)]
+    assert retry_after(httpx.Response(503, headers=headers)) == seconds
 
 
 def test_a_public_client_sends_its_id_in_the_form() -> None:

@@ -42,6 +42,8 @@ _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _PARAM = re.compile(rf'\s*({_TOKEN})\s*=\s*({_TOKEN}|"(?:[^"\\]|\\.)*")\s*(?:,|$)')
 _SCHEME = re.compile(rf"\s*,?\s*({_TOKEN})(?:\s+|$)")
 _MAX_BODY = 64 * 1024
+# RFC 9110 sec. 10.2.3: delay-seconds = 1*DIGIT (RFC 5234 DIGIT: %x30-39).
+_DELAY_SECONDS = re.compile(r"[0-9]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,9 +160,11 @@ def _malformed(response: httpx.Response, reason: str) -> TokenEndpointError:
 
 
 def retry_after(response: httpx.Response) -> float | None:
-    """``Retry-After`` in seconds when it is a number of seconds (RFC 9110 sec. 10.2.3)."""
+    """``Retry-After`` in seconds when it is a number of seconds (RFC 9110 sec. 10.2.3);
+    None when it is absent, an HTTP-date or malformed."""
     value = response.headers.get("retry-after", "").strip()
-    return float(value) if value.isdigit() else None
+    # str.isdigit() also takes "²" or "٣", which float() then refuses.
+    return float(value) if _DELAY_SECONDS.fullmatch(value) else None
 
 
 def invalid_token_challenge(response: httpx.Response) -> bool:

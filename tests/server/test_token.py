@@ -181,6 +181,20 @@ async def test_oversized_bodies_are_refused_before_parsing(http: httpx.AsyncClie
     assert streamed.status_code == 413
 
 
+async def test_a_malformed_content_length_is_not_a_server_error(http: httpx.AsyncClient) -> None:
+    # "²" passes str.isdigit() but not int(). The declared length only lets an oversized
+    # body be refused early; a malformed one is ignored and the cap applies while reading.
+    form = b"grant_type=password&username=ada&password=x&client_id=web"
+    for declared in (b"\xb2", b"-1", b"1e9", b" 12"):
+        headers = {
+            b"content-type": b"application/x-www-form-urlencoded",
+            b"content-length": declared,
+        }
+        response = await http.post("/oauth/token", content=form, headers=headers)
+        assert response.status_code == 400, declared
+        assert response.json()["error"] == "invalid_grant"
+
+
 # -- client authentication (RFC 6749 sec. 2.3) ---------------------------------------------
 
 

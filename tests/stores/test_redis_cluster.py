@@ -394,6 +394,8 @@ def test_cluster_urls(
         "redis+cluster://:secret@h1:port",
         "redis+cluster://:secret@h1:0",
         "redis+cluster://:secret@h1:65536",
+        "redis+cluster://:secret@h1:\u00b2",  # isdigit(), but not an int() digit
+        "redis+cluster://:secret@h1:\u0663\u0663",  # Arabic-Indic digits: port 33 to int()
         "redis+cluster://:secret@h1:7000/1",
         "redis+cluster://:secret@h1:7000/?ssl_cert_reqs=none",
         "redis+cluster://:secret@[::1:7000",

@@ -148,7 +148,13 @@ def _media_type(request: Request) -> str:
 
 async def _read_body(request: Request) -> bytes:
     declared = header(request, b"content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    # ASCII digits only (RFC 9110 sec. 8.6): str.isdigit() also takes "²", which int() refuses.
+    if (
+        declared is not None
+        and declared.isascii()
+        and declared.isdigit()
+        and int(declared) > MAX_BODY_BYTES
+    ):
         raise ApiError(413, "invalid_request", "the request body is too large")
     # The ASGI messages as Request.stream() reads them, without an async generator (and
     # the event loop's bookkeeping of one) per request. Nothing reads this body again.

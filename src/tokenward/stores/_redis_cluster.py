@@ -184,7 +184,7 @@ def _node(text: str) -> tuple[str, int]:
         raise ConfigurationError("redis cluster URL needs host:port[,host:port...]")
     if not port:
         return host, 6379
-    if not port.isdigit() or not 0 < int(port) < 65536:
+    if not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise ConfigurationError(f"redis cluster URL: node {host} has an invalid port")
     return host, int(port)
 

@@ -10,6 +10,7 @@ import logging
 import ssl
 import threading
 from collections.abc import AsyncIterator, Iterator
+from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,7 @@ class JWKSServer:
         self.body: bytes | None = None  # overrides the JSON of ``document``
         self.headers: dict[str, str] = {"Cache-Control": "max-age=300"}
         self.send_length = True
+        self.send_date = True  # False: no Date from the host's clock (a test may set its own)
         self.requests = 0
         self.paths: list[str] = []
         server = self
@@ -74,7 +76,9 @@ class JWKSServer:
                 body = server.body
                 if body is None:
                     body = json.dumps(server.document).encode()
-                self.send_response(server.status)
+                self.send_response_only(server.status)
+                if server.send_date:
+                    self.send_header("Date", self.date_time_string())
                 self.send_header("Content-Type", "application/jwk-set+json")
                 if server.send_length:
                     self.send_header("Content-Length", str(len(body)))
@@ -197,6 +201,13 @@ async def test_remote_jwks_loads_and_verifies(
     assert server.requests == 1
 
 
+def bounded(server: JWKSServer, clock: FrozenClock) -> RemoteJWKS:
+    """A source with small round bounds: min_interval 10, default 300, cap 3600."""
+    return RemoteJWKS(
+        server.url, clock=clock, min_interval=10, default_max_age=300, max_age_cap=3600
+    )
+
+
 @pytest.mark.parametrize(
     ("headers", "fresh_for"),
     [
@@ -208,17 +219,100 @@ async def test_remote_jwks_loads_and_verifies(
         pytest.param({}, 300, id="absent-default"),
         pytest.param({"Cache-Control": "max-age=abc"}, 300, id="invalid-default"),
         pytest.param({"Cache-Control": "max-age=999999"}, 3600, id="capped"),
+        # RFC 9111 sec. 4.2.1: the most restrictive directive wins, in any position, and
+        # of a directive given twice the first counts.
+        pytest.param({"Cache-Control": "max-age=abc, no-store"}, 10, id="no-store-after-invalid"),
+        pytest.param({"Cache-Control": "max-age=60, max-age=600"}, 60, id="first-max-age"),
     ],
 )
 async def test_cache_control_sets_freshness(
     server: JWKSServer, clock: FrozenClock, headers: dict[str, str], fresh_for: int
 ) -> None:
     server.headers = headers
-    async with RemoteJWKS(
-        server.url, clock=clock, min_interval=10, default_max_age=300, max_age_cap=3600
-    ) as remote:
+    async with bounded(server, clock) as remote:
         await remote.load()
         assert remote.fresh_until == NOW + fresh_for
+
+
+def http_date(at: float) -> str:
+    return formatdate(at, usegmt=True)
+
+
+TODAY, IN_30_MIN = http_date(NOW), http_date(NOW + 1800)
+
+
+@pytest.mark.parametrize(
+    ("headers", "fresh_for"),
+    [
+        pytest.param({"Date": TODAY, "Expires": IN_30_MIN}, 1800, id="expires"),
+        # The server's clock is 10 minutes behind the verifier's: Expires minus Date counts.
+        pytest.param(
+            {"Date": http_date(NOW - 600), "Expires": http_date(NOW + 1200)}, 1800, id="skewed-date"
+        ),
+        pytest.param({"Expires": IN_30_MIN}, 1800, id="no-date-receive-time"),
+        pytest.param({"Date": "yesterday", "Expires": IN_30_MIN}, 1800, id="bad-date-receive-time"),
+        pytest.param({"Date": TODAY, "Expires": IN_30_MIN, "Age": "300"}, 1500, id="minus-age"),
+        # s-maxage is for shared caches; a verifier's cache is private (RFC 9111 sec. 5.2.2.10).
+        pytest.param({"Cache-Control": "s-maxage=60", "Expires": IN_30_MIN}, 1800, id="s-maxage"),
+        # RFC 9110 sec. 5.6.7: the obsolete rfc850 and asctime forms are accepted too.
+        pytest.param({"Expires": "Friday, 15-Jan-27 08:30:00 GMT"}, 1800, id="rfc850-date"),
+        pytest.param({"Expires": "Fri Jan 15 08:30:00 2027"}, 1800, id="asctime-date"),
+        pytest.param({"Expires": http_date(NOW + 10 * 86400)}, 3600, id="capped"),
+        pytest.param({"Date": TODAY, "Expires": http_date(NOW - 3600)}, 10, id="in-the-past"),
+        # RFC 9111 sec. 5.3: an invalid date, "0" above all, means already expired.
+        pytest.param({"Expires": "0"}, 10, id="zero"),
+        pytest.param({"Expires": "Fri, 15 Jan 2027 08:3\xb2:00 GMT"}, 10, id="non-ascii-digit"),
+        pytest.param({"Expires": "Fri, 30 Feb 2027 08:30:00 GMT"}, 10, id="no-such-day"),
+        # Cache-Control outranks Expires (RFC 9111 sec. 5.3), even an invalid max-age.
+        pytest.param(
+            {"Cache-Control": "max-age=120", "Expires": IN_30_MIN}, 120, id="max-age-wins"
+        ),
+        pytest.param(
+            {"Cache-Control": "max-age=x", "Expires": IN_30_MIN}, 300, id="bad-max-age-wins"
+        ),
+        pytest.param({"Cache-Control": "no-cache", "Expires": IN_30_MIN}, 10, id="no-cache-wins"),
+    ],
+)
+async def test_expires_sets_freshness_without_max_age(
+    server: JWKSServer, clock: FrozenClock, headers: dict[str, str], fresh_for: int
+) -> None:
+    server.headers = headers
+    server.send_date = False  # The Date, if any, is the test's.
+    async with bounded(server, clock) as remote:
+        await remote.load()
+        assert remote.fresh_until == NOW + fresh_for
+
+
+@pytest.mark.parametrize(
+    ("headers", "fresh_for"),
+    [
+        # The latin-1 byte 0xB2 arrives as "²": str.isdigit() says yes, int() says no.
+        pytest.param({"Cache-Control": "max-age=\xb2"}, 300, id="superscript-max-age"),
+        pytest.param({"Cache-Control": "max-age=600", "Age": "\xb2"}, 600, id="superscript-age"),
+        # UTF-8 Arabic-Indic digits: int() would read them as 12.
+        pytest.param(
+            {"Cache-Control": "max-age=" + "\u0661\u0662".encode().decode("latin-1")},
+            300,
+            id="arabic-indic-max-age",
+        ),
+        # int() refuses more than 4300 digits; RFC 9111 sec. 1.2.2 says 2^31.
+        pytest.param({"Cache-Control": "max-age=" + "9" * 5000}, 3600, id="huge-max-age"),
+        pytest.param({"Cache-Control": "max-age=600", "Age": "9" * 5000}, 10, id="huge-age"),
+        # RFC 9111 sec. 5.1: of a list-valued Age the first member counts.
+        pytest.param({"Cache-Control": "max-age=600", "Age": "100, 200"}, 500, id="age-list"),
+    ],
+)
+async def test_malformed_cache_numbers_never_escape_verify_async(
+    server: JWKSServer, k1: Key, clock: FrozenClock, headers: dict[str, str], fresh_for: int
+) -> None:
+    server.headers = headers
+    async with bounded(server, clock) as remote:
+        verifier = verifier_for(remote, clock)
+        assert (await verifier.verify_async(mint(k1))).sub == "ada"
+        assert remote.fresh_until == NOW + fresh_for
+        # The set is fresh: another token's cache miss does not fetch again.
+        assert (await verifier.verify_async(mint(k1, jti="j2"))).sub == "ada"
+        assert server.requests == 1
 
 
 async def test_stale_set_is_refetched_on_the_next_miss(

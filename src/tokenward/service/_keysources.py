@@ -8,9 +8,9 @@ A source hands out its current :class:`~tokenward.jose.KeySet` with no I/O (the
   embeds the token service; always current. An unknown ``kid`` reloads the ring from the
   store (another instance may have rotated), at most once per ``min_interval``.
 * :class:`RemoteJWKS`: the auth server's JWKS endpoint over HTTPS, cached as long as its
-  ``Cache-Control: max-age`` says (clamped), refetched when stale, and refetched on an
-  unknown ``kid`` at most once per ``min_interval``, so a flood of tokens with made-up
-  ``kid`` s costs the JWKS server one request per interval, not one per token.
+  ``Cache-Control: max-age`` or ``Expires`` says (clamped), refetched when stale, and
+  refetched on an unknown ``kid`` at most once per ``min_interval``, so a flood of tokens
+  with made-up ``kid`` s costs the JWKS server one request per interval, not one per token.
 
 Every JWKS document is parsed strictly (duplicate members, non-finite numbers and the
 like are refused, and :meth:`KeySet.from_jwks` refuses duplicate ``kid`` s and unknown
@@ -37,6 +37,7 @@ from tokenward.errors import (
 from tokenward.jose import KeySet
 from tokenward.jose._json import loads_object
 from tokenward.service._clock import Clock, SystemClock
+from tokenward.service._httpcache import freshness_lifetime, parse_digits
 from tokenward.service._keyring import KeyRing
 from tokenward.stores.base import StoreError
 
@@ -220,36 +221,18 @@ def _check_url(url: str) -> str:
     return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
-def _max_age(cache_control: str | None, age: str | None) -> float | None:
-    """Seconds of freshness from ``Cache-Control`` and ``Age`` (RFC 9111 sec. 4.2)."""
-    if cache_control is None:
-        return None
-    max_age: float | None = None
-    for directive in cache_control.lower().split(","):
-        name, _, value = directive.strip().partition("=")
-        if name in ("no-store", "no-cache"):
-            return 0.0
-        if name == "max-age":
-            value = value.strip().strip('"')
-            if not value.isdigit():
-                return None  # RFC 9111 sec. 4.2.1: an invalid max-age is ignored.
-            max_age = float(int(value))
-    if max_age is None:
-        return None
-    if age is not None and age.strip().isdigit():
-        max_age -= int(age.strip())
-    return max(max_age, 0.0)
-
-
 class RemoteJWKS:
     """A JWKS fetched over HTTPS, cached per the server's headers, with rate limits.
 
     >>> source = RemoteJWKS("https://auth.example/.well-known/jwks.json")
     >>> # await source.load()   # optional: fail fast at start-up if the server is down
 
-    * Freshness: ``Cache-Control: max-age`` minus ``Age``, clamped to
-      ``[min_interval, max_age_cap]``; ``no-store``/``no-cache`` count as 0 (so
-      ``min_interval``); no header means ``default_max_age``.
+    * Freshness (RFC 9111 sec. 4.2, as a private cache): ``Cache-Control: max-age``, or
+      without it ``Expires`` minus ``Date`` (the receive time when there is no ``Date``),
+      minus ``Age``, clamped to ``[min_interval, max_age_cap]``. ``no-store``/``no-cache``,
+      an ``Expires`` in the past and an invalid ``Expires`` count as 0 (so
+      ``min_interval``); neither header, or an invalid ``max-age``, means
+      ``default_max_age``.
     * A stale set is refetched by :meth:`ensure_fresh` (the verifier calls it on a cache
       miss in ``verify_async``). Until the refetch completes the stale set stays in use.
     * An unknown ``kid`` refetches at most once per ``min_interval`` (counted in
@@ -390,7 +373,7 @@ class RemoteJWKS:
         now = self._clock.now()
         self._last_attempt = now
         try:
-            data, cache_control, age = await self._get()
+            data, headers = await self._get()
             document, keys = _parse_jwks(data, what="the JWKS", allow_symmetric=False)
         except JWKSFetchError:
             self.fetch_failures += 1
@@ -398,6 +381,9 @@ class RemoteJWKS:
         except (InvalidKeyError, MalformedTokenError) as exc:
             self.fetch_failures += 1
             raise JWKSFetchError(f"the JWKS is unusable: {exc.message}") from None
+        lifetime = freshness_lifetime(headers, received=now)
+        if lifetime is None:
+            lifetime = self._default_max_age
         self.fetches += 1
         # Keep the same KeySet object when nothing changed: a verifier clears its
         # verified-token cache when the set object changes.
@@ -405,10 +391,7 @@ class RemoteJWKS:
             self._keys = keys
             self._document = document
             _log.info("JWKS from %s loaded: kids %s", self._display_url, [key.kid for key in keys])
-        max_age = _max_age(cache_control, age)
-        if max_age is None:
-            max_age = self._default_max_age
-        self._fresh_until = now + min(max(max_age, self._min_interval), self._max_age_cap)
+        self._fresh_until = now + min(max(lifetime, self._min_interval), self._max_age_cap)
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
@@ -419,7 +402,7 @@ class RemoteJWKS:
             )
         return self._client
 
-    async def _get(self) -> tuple[bytes, str | None, str | None]:
+    async def _get(self) -> tuple[bytes, httpx.Headers]:
         import httpx
 
         client = self._http()
@@ -429,8 +412,10 @@ class RemoteJWKS:
             async with request as response:
                 if response.status_code != 200:
                     raise JWKSFetchError(f"HTTP status {response.status_code}")
-                length = response.headers.get("content-length", "")
-                if length.isdigit() and int(length) > self._max_bytes:
+                declared = parse_digits(
+                    response.headers.get("content-length", ""), cap=self._max_bytes + 1
+                )
+                if declared is not None and declared > self._max_bytes:
                     raise JWKSFetchError(f"the JWKS is larger than {self._max_bytes} bytes")
                 body = bytearray()
                 # Counted after content decoding, so a compressed bomb is cut off too.
@@ -438,11 +423,7 @@ class RemoteJWKS:
                     body += chunk
                     if len(body) > self._max_bytes:
                         raise JWKSFetchError(f"the JWKS is larger than {self._max_bytes} bytes")
-                return (
-                    bytes(body),
-                    response.headers.get("cache-control"),
-                    response.headers.get("age"),
-                )
+                return bytes(body), response.headers
         except httpx.HTTPError as exc:
             # The exception text can hold the full URL; only its type is reported.
             raise JWKSFetchError(f"request failed: {type(exc).__name__}") from None

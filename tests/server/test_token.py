@@ -193,6 +193,12 @@ async def test_a_malformed_content_length_is_not_a_server_error(http: httpx.Asyn
         response = await http.post("/oauth/token", content=form, headers=headers)
         assert response.status_code == 400, declared
         assert response.json()["error"] == "invalid_grant"
+    # Too many digits for int() (over 4,300): still a declared size above the cap.
+    headers = {
+        b"content-type": b"application/x-www-form-urlencoded",
+        b"content-length": b"9" * 5000,
+    }
+    assert (await http.post("/oauth/token", content=form, headers=headers)).status_code == 413
 
 
 # -- client authentication (RFC 6749 sec. 2.3) ---------------------------------------------

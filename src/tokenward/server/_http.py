@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Send
 
 from tokenward.jose._json import dumps
+from tokenward.service._httpcache import parse_digits
 
 __all__ = [
     "COOKIE_PATH",
@@ -147,14 +148,10 @@ def _media_type(request: Request) -> str:
 
 
 async def _read_body(request: Request) -> bytes:
-    declared = header(request, b"content-length")
-    # ASCII digits only (RFC 9110 sec. 8.6): str.isdigit() also takes "²", which int() refuses.
-    if (
-        declared is not None
-        and declared.isascii()
-        and declared.isdigit()
-        and int(declared) > MAX_BODY_BYTES
-    ):
+    # ASCII digits only (RFC 9110 sec. 8.6); a malformed value is ignored, and the cap
+    # applies while reading.
+    declared = parse_digits(header(request, b"content-length") or "", cap=MAX_BODY_BYTES + 1)
+    if declared is not None and declared > MAX_BODY_BYTES:
         raise ApiError(413, "invalid_request", "the request body is too large")
     # The ASGI messages as Request.stream() reads them, without an async generator (and
     # the event loop's bookkeeping of one) per request. Nothing reads this body again.

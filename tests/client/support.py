@@ -13,7 +13,8 @@
   ``httpx.Client`` (the ASGI transport is async only): requests are handed to an event
   loop running the app's lifespan in another thread.
 * :class:`CuttableMemoryStore` is a MemoryStore whose session writes can be cut, as a
-  store outage would; the real server then answers 503 from the token endpoint.
+  store outage would; the real server then answers 503 from the token and revocation
+  endpoints.
 """
 
 from __future__ import annotations
@@ -168,8 +169,8 @@ class BridgeTransport(httpx.BaseTransport):
 
 
 class CuttableMemoryStore(MemoryStore):
-    """A MemoryStore whose session writes (login, refresh rotation) fail like an
-    unreachable store's while ``cut`` is set."""
+    """A MemoryStore whose session writes (login, refresh rotation, revocation) fail like
+    an unreachable store's while ``cut`` is set."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -186,3 +187,11 @@ class CuttableMemoryStore(MemoryStore):
     async def rotate(self, rotation: Rotation) -> RotateResult:
         self._check()
         return await super().rotate(rotation)
+
+    async def revoke_session(
+        self, sid: str, *, now: float, reason: str, event_expires_at: float
+    ) -> bool:
+        self._check()
+        return await super().revoke_session(
+            sid, now=now, reason=reason, event_expires_at=event_expires_at
+        )

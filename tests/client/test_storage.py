@@ -16,6 +16,7 @@ from tokenward.client import (
     LoginRequiredError,
     MemoryTokenStorage,
     StoredToken,
+    TokenEndpointError,
     TokenStorageError,
 )
 
@@ -252,13 +253,15 @@ async def test_a_refused_refresh_token_clears_the_file(server: Server, tmp_path:
     assert not path.exists()
 
 
-class FullDisk(MemoryTokenStorage):
-    """A storage whose saves fail while ``full`` is set, as on a full disk; it keeps the
-    tokens it could not save, for the test to compare."""
+class BrokenStorage(MemoryTokenStorage):
+    """A storage whose saves fail while ``full`` is set, as on a full disk, and whose
+    clears fail while ``undeletable`` is set, as on a read-only file system (both set);
+    it keeps the tokens it could not save, for the test to compare."""
 
     def __init__(self) -> None:
         super().__init__()
         self.full = False
+        self.undeletable = False
         self.unsaved: list[StoredToken] = []
 
     def save(self, token: StoredToken) -> None:
@@ -267,12 +270,17 @@ class FullDisk(MemoryTokenStorage):
             raise TokenStorageError("cannot write tokens.json: No space left on device")
         super().save(token)
 
+    def clear(self) -> None:
+        if self.undeletable:
+            raise TokenStorageError("cannot delete tokens.json: Read-only file system")
+        super().clear()
+
 
 async def test_a_failed_save_keeps_the_rotated_tokens_in_use(server: Server) -> None:
     # The server has rotated the refresh token when the save fails. A client that dropped
     # the new one would present the superseded one at its next refresh, past the 10 s
     # grace, and the server would take that for reuse and revoke the session.
-    storage = FullDisk()
+    storage = BrokenStorage()
     async with server.client(server.auth(storage=storage)) as http:
         await http.get("/userinfo")
         server.clock.advance(ACCESS_LIFETIME)
@@ -296,7 +304,7 @@ async def test_a_failed_save_keeps_the_rotated_tokens_in_use(server: Server) -> 
 
 def test_a_failed_save_keeps_the_rotated_tokens_in_use_sync(sync_server: SyncServer) -> None:
     server = sync_server.server
-    storage = FullDisk()
+    storage = BrokenStorage()
     with sync_server.client(server.sync_auth(storage=storage)) as http:
         http.get("/userinfo")
         server.clock.advance(ACCESS_LIFETIME)
@@ -313,3 +321,146 @@ def test_a_failed_save_keeps_the_rotated_tokens_in_use_sync(sync_server: SyncSer
     assert server.metrics.refreshes.get("success") == 2
     assert server.metrics.reuse_detected.get() == 0
     assert server.metrics.logins.get("success") == 1
+
+
+@pytest.mark.parametrize("full", [False, True], ids=["clear-fails", "clear-and-save-fail"])
+async def test_a_refused_refresh_token_is_forgotten_when_the_storage_cannot_be_cleared(
+    server: Server, full: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Kept in memory, the refused token would be sent again at every renewal, refused
+    # again, and the client would never log in again while the storage fails.
+    storage = BrokenStorage()
+    async with server.client(server.auth(storage=storage)) as http:
+        await http.get("/userinfo")
+        refused = storage.load()
+        assert refused is not None
+        assert (await http.post("/logout")).status_code == 204  # the session ends
+        storage.undeletable, storage.full = True, full
+        # 401, the refresh refused, the clear failed: the login still happens, and the
+        # storage's error is raised after it (a failed save's, chained from the clear's).
+        with pytest.raises(TokenStorageError) as caught:
+            await http.get("/userinfo")
+        if full:
+            assert "No space left" in str(caught.value)
+            assert "Read-only" in str(caught.value.__cause__)
+        else:
+            assert "Read-only" in str(caught.value)
+        assert server.transport.token_requests == 3  # login, refused refresh, login
+        assert [r.getMessage() for r in caplog.records if "not be cleared" in r.getMessage()] == [
+            "the token storage could not be cleared: cannot delete tokens.json: "
+            "Read-only file system"
+        ]
+        response = await http.get("/userinfo")  # the new login's token, as it is
+        assert response.status_code == 200
+        assert response.request.headers["Authorization"] != f"Bearer {refused.access_token}"
+        assert server.transport.token_requests == 3
+        storage.undeletable = storage.full = False
+        server.clock.advance(ACCESS_LIFETIME)
+        assert (await http.get("/userinfo")).status_code == 200
+    assert server.metrics.logins.get("success") == 2
+    assert server.metrics.refreshes.get("success") == 1
+    saved = storage.load()
+    assert saved is not None
+    assert saved.refresh_token != refused.refresh_token
+
+
+def test_a_refused_refresh_token_is_forgotten_when_the_storage_cannot_be_cleared_sync(
+    sync_server: SyncServer,
+) -> None:
+    server = sync_server.server
+    storage = BrokenStorage()
+    with sync_server.client(server.sync_auth(storage=storage)) as http:
+        first = http.get("/userinfo")
+        assert http.post("/logout").status_code == 204
+        storage.undeletable = storage.full = True
+        with pytest.raises(TokenStorageError, match="No space left") as caught:
+            http.get("/userinfo")
+        assert "Read-only" in str(caught.value.__cause__)
+        response = http.get("/userinfo")
+        assert response.status_code == 200
+        assert response.request.headers["Authorization"] != first.request.headers["Authorization"]
+        assert server.transport.token_requests == 3
+    assert server.metrics.logins.get("success") == 2
+
+
+async def test_a_refused_refresh_token_without_credentials_is_forgotten_all_the_same(
+    server: Server,
+) -> None:
+    seed = (await server.raw_login())["refresh_token"]
+    storage = BrokenStorage()
+    auth = server.auth(username=None, password=None, refresh_token=seed, storage=storage)
+    async with server.client(auth) as http:
+        await http.get("/userinfo")
+        assert (await http.post("/logout")).status_code == 204
+        storage.undeletable = True
+        with pytest.raises(LoginRequiredError, match="refused") as caught:
+            await http.get("/userinfo")
+        assert isinstance(caught.value.__cause__, TokenStorageError)
+        with pytest.raises(LoginRequiredError, match="no usable token"):
+            await http.get("/userinfo")  # the refused token is not sent again
+    assert server.transport.token_requests == 3  # the raw login, the seed's, the refused
+
+
+async def test_logout_revokes_the_session_when_the_storage_cannot_be_cleared(
+    server: Server,
+) -> None:
+    storage = BrokenStorage()
+    auth = server.auth(storage=storage)
+    async with server.client(auth) as http:
+        first = await http.get("/userinfo")
+        held = storage.load()
+        assert held is not None
+        assert held.refresh_token is not None
+        storage.undeletable = True
+        with pytest.raises(TokenStorageError, match="Read-only"):
+            await auth.logout(http)  # raised after the revocation, not instead of it
+        assert server.transport.paths["/oauth/revoke"] == 1
+        assert (await server.raw_refresh(held.refresh_token)).status_code == 400
+        refused = await http.get("/userinfo", auth=None, headers=first.request.headers)
+        assert refused.status_code == 401
+        # Forgotten in memory: the next request logs in again (and saves over the file).
+        assert storage.load() == held
+        response = await http.get("/userinfo")
+        assert response.status_code == 200
+        assert response.request.headers["Authorization"] != first.request.headers["Authorization"]
+    assert server.metrics.logins.get("success") == 2
+    assert storage.load() not in (None, held)
+
+
+def test_logout_revokes_the_session_when_the_storage_cannot_be_cleared_sync(
+    sync_server: SyncServer,
+) -> None:
+    server = sync_server.server
+    storage = BrokenStorage()
+    auth = server.sync_auth(storage=storage)
+    with sync_server.client(auth) as http:
+        first = http.get("/userinfo")
+        storage.undeletable = True
+        server.store.cut = True  # the revocation fails too: its error, chained
+        with pytest.raises(TokenEndpointError) as caught:
+            auth.logout(http)
+        assert caught.value.status == 503
+        assert isinstance(caught.value.__cause__, TokenStorageError)
+        server.store.cut = False
+        second = http.get("/userinfo")  # forgotten in memory: a new login
+        assert second.request.headers["Authorization"] != first.request.headers["Authorization"]
+        with pytest.raises(TokenStorageError, match="Read-only"):
+            auth.logout(http)
+        assert server.transport.paths["/oauth/revoke"] == 2
+        refused = http.get("/userinfo", auth=None, headers=second.request.headers)
+        assert refused.status_code == 401
+    assert server.metrics.logins.get("success") == 2
+
+
+async def test_logout_failing_at_the_storage_and_the_server_raises_both(server: Server) -> None:
+    storage = BrokenStorage()
+    auth = server.auth(storage=storage)
+    async with server.client(auth) as http:
+        await http.get("/userinfo")
+        storage.undeletable = True
+        server.store.cut = True
+        with pytest.raises(TokenEndpointError) as caught:
+            await auth.logout(http)
+        assert (caught.value.status, caught.value.error) == (503, "temporarily_unavailable")
+        assert isinstance(caught.value.__cause__, TokenStorageError)
+        assert server.transport.paths["/oauth/revoke"] == 1

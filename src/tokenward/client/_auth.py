@@ -196,14 +196,18 @@ class TokenwardAuth(_TokenwardAuthBase):
         """Forget the tokens and revoke their session at the server (RFC 7009).
 
         The storage is cleared first, so the tokens are gone locally even if the server
-        cannot be reached; :class:`TokenEndpointError` then says it did not confirm.
+        cannot be reached; :class:`TokenEndpointError` then says it did not confirm. If
+        the storage cannot be cleared, the session is revoked all the same and the
+        storage's :class:`TokenStorageError` is raised after (a revocation error is
+        raised instead, chained from it).
         """
         with self._thread_lock:
-            request = self._session.revocation()
-        if request is not None:
-            response = client.send(request, auth=None)
-            response.read()
-            self._session.revoked(response)
+            revocation = self._session.revocation()
+        if revocation is not None:
+            with revocation.storage_error_after():
+                response = client.send(revocation.request, auth=None)
+                response.read()
+                self._session.revoked(response)
 
 
 class AsyncTokenwardAuth(_TokenwardAuthBase):
@@ -257,14 +261,13 @@ class AsyncTokenwardAuth(_TokenwardAuthBase):
             stale = held
 
     async def logout(self, client: httpx.AsyncClient) -> None:
-        """Forget the tokens and revoke their session at the server (RFC 7009).
-
-        The storage is cleared first, so the tokens are gone locally even if the server
-        cannot be reached; :class:`TokenEndpointError` then says it did not confirm.
+        """Forget the tokens and revoke their session at the server (RFC 7009); see
+        :meth:`TokenwardAuth.logout` (the same order, the same errors).
         """
         async with self._loop_lock():
-            request = self._session.revocation()
-        if request is not None:
-            response = await client.send(request, auth=None)
-            await response.aread()
-            self._session.revoked(response)
+            revocation = self._session.revocation()
+        if revocation is not None:
+            with revocation.storage_error_after():
+                response = await client.send(revocation.request, auth=None)
+                await response.aread()
+                self._session.revoked(response)

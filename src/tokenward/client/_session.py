@@ -13,8 +13,8 @@ do the I/O (yield the requests it builds, feed it the answers) under their lock.
   :class:`LoginRequiredError`. An initial ``refresh_token`` given to the auth is used
   once, when the storage is empty; after that the rotated tokens live in the storage.
 * **Refused refresh token** (``invalid_grant``: expired, revoked, or reuse was detected
-  and the server ended the session): the storage is cleared, then the client logs in
-  again if it can.
+  and the server ended the session): the token is forgotten, the storage is cleared,
+  then the client logs in again if it can.
 * **Token endpoint down** (a 5xx or 429 answer to a renewal made *before* expiry): the
   current access token, still valid, keeps being used, and renewal is not tried again
   for ``Retry-After`` seconds (5 if absent), so an outage costs one token request per
@@ -25,20 +25,32 @@ do the I/O (yield the requests it builds, feed it the answers) under their lock.
   all the same, and the storage's error is raised to the request that got them. The
   server has already rotated the refresh token; presenting the old one again would end
   the session, as reuse.
+* **A clear that fails** (after a refused refresh token, or at logout): the tokens are
+  forgotten in memory all the same, and what had to follow still happens (the new login,
+  the revocation request); the storage's error is raised after it. Were the refused
+  token kept, every renewal would present it again and be refused again; were the
+  revocation skipped, the session would stay valid at the server.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
 import httpx
 
-from tokenward.client._errors import LoginFailedError, LoginRequiredError
+from tokenward.client._errors import (
+    ClientError,
+    LoginFailedError,
+    LoginRequiredError,
+    TokenStorageError,
+)
 from tokenward.client._grants import (
     ClientCredentials,
     TokenAnswer,
@@ -49,7 +61,7 @@ from tokenward.client._grants import (
 )
 from tokenward.client._storage import StoredToken, TokenStorage
 
-__all__ = ["Clock", "Held", "Pending", "TokenSession"]
+__all__ = ["Clock", "Held", "Pending", "Revocation", "TokenSession"]
 
 _log = logging.getLogger("tokenward.client")
 _DEFAULT_PAUSE = 5.0
@@ -80,7 +92,11 @@ class Held:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Pending:
-    """A token request in flight, and what to do with its answer."""
+    """A token request in flight, and what to do with its answer.
+
+    ``storage_error``: the storage could not be cleared before this request (a login
+    after a refused refresh token); raised once the answer has been taken in.
+    """
 
     request: httpx.Request
     grant: Grant
@@ -88,6 +104,32 @@ class Pending:
     sent_wall: float
     refresh_token: str | None
     fallback: Held | None
+    storage_error: TokenStorageError | None = None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Revocation:
+    """A logout under way: the RFC 7009 request to send, and the storage's error if it
+    could not be cleared."""
+
+    request: httpx.Request
+    storage_error: TokenStorageError | None
+
+    @contextlib.contextmanager
+    def storage_error_after(self) -> Iterator[None]:
+        """Around sending :attr:`request`: then raise the storage's error, if any.
+
+        If the revocation fails too (an error answer, no answer), its error is raised
+        instead, chained from the storage's, so neither is lost.
+        """
+        if self.storage_error is None:
+            yield
+            return
+        try:
+            yield
+        except (ClientError, httpx.HTTPError) as exc:
+            raise exc from self.storage_error
+        raise self.storage_error
 
 
 class TokenSession:
@@ -210,6 +252,18 @@ class TokenSession:
 
     def receive(self, pending: Pending, response: httpx.Response) -> Pending | Held:
         """Process the (read) answer to ``pending``: a new token, or the next request."""
+        if pending.storage_error is None:
+            return self._receive(pending, response)
+        # The login after a refused refresh token that the storage could not forget: its
+        # outcome first (new tokens are held for the next request), then the storage's
+        # error, as after a failed save.
+        try:
+            self._receive(pending, response)
+        except ClientError as exc:
+            raise exc from pending.storage_error
+        raise pending.storage_error
+
+    def _receive(self, pending: Pending, response: httpx.Response) -> Pending | Held:
         if response.status_code == 200:
             return self._accept(pending, parse_token_answer(response))
         problem = parse_error(response)
@@ -271,28 +325,50 @@ class TokenSession:
         return held
 
     def _refused(self) -> Pending:
-        self._storage.clear()
+        # Forgotten in memory before the storage is cleared: a refused token is never
+        # accepted again, and sending it at every renewal would keep the client from
+        # logging in for as long as the storage fails.
         self._held = None
         self._seed = None
+        failure = self._clear()
         if self._credentials is None:
             _log.warning("refresh token refused (invalid_grant); a new login is required")
             raise LoginRequiredError(
                 "the refresh token was refused (expired, revoked, or its session ended "
                 "after reuse was detected); log in again"
-            )
+            ) from failure
         _log.warning("refresh token refused (invalid_grant); logging in again")
-        return self._login(self._credentials, None)
+        login = self._login(self._credentials, None)
+        return login if failure is None else dataclasses.replace(login, storage_error=failure)
+
+    def _clear(self) -> TokenStorageError | None:
+        """Clear the storage; its error, for the caller to raise once it has done the rest."""
+        try:
+            self._storage.clear()
+        except TokenStorageError as exc:
+            # The message names the storage and the cause, never a token (see _errors).
+            _log.warning("the token storage could not be cleared: %s", exc)
+            return exc
+        return None
 
     # -- logout --------------------------------------------------------------------------
 
-    def revocation(self) -> httpx.Request | None:
-        """Forget the tokens; the RFC 7009 request that ends their session, if any."""
+    def revocation(self) -> Revocation | None:
+        """Forget the tokens (in memory, then in the storage); the RFC 7009 request that
+        ends their session, if there is one.
+
+        If the storage cannot be cleared, the request is built all the same (the session
+        must end at the server) and the storage's error comes with it, to be raised once
+        the request was tried; with nothing to revoke, it is raised at once.
+        """
         held = self._held
         token = held.token if held is not None else None
-        self._storage.clear()
         self._held = None
         self._seed = None
+        failure = self._clear()
         if token is None:
+            if failure is not None:
+                raise failure
             return None
         # Either token ends the whole session at a tokenward server; the refresh token
         # is the one that stands for the session at any RFC 7009 server.
@@ -300,7 +376,7 @@ class TokenSession:
             form = {"token": token.refresh_token, "token_type_hint": "refresh_token"}
         else:
             form = {"token": token.access_token, "token_type_hint": "access_token"}
-        return self._client.request(self._revocation_url, form)
+        return Revocation(self._client.request(self._revocation_url, form), failure)
 
     @staticmethod
     def revoked(response: httpx.Response) -> None:

@@ -103,7 +103,9 @@ class TokenStorage(Protocol):
     """Keeps the client's current tokens. Implement it to use a keyring, a database...
 
     ``load`` returns None when nothing is stored; ``clear`` forgets the tokens (after the
-    server refused the refresh token, or at logout).
+    server refused the refresh token, or at logout). A storage that cannot do what is
+    asked raises :class:`TokenStorageError`: the client then goes on from the tokens it
+    holds in memory and raises the error after (docs/client.md, "Token storage").
     """
 
     def load(self) -> StoredToken | None:

@@ -12,6 +12,7 @@ from tests.server.conftest import PASSWORD, bearer, login, refresh, serve, state
 from tokenward.jose import jwt
 from tokenward.server import Settings, create_app
 from tokenward.server._background import Housekeeper
+from tokenward.service import SIGNING_LAG
 from tokenward.stores import KeyState, MemoryStore
 from tokenward.testing import FrozenClock
 
@@ -42,8 +43,11 @@ async def test_the_key_rotation_schedule(settings: Settings, clock: FrozenClock)
         assert await keeper.key_tick() is None
         assert await jwks_kids(http) == [old]
 
-        # jwks_max_age before the week is over, a next key is published, not yet signing.
-        clock.advance(7 * DAY - 300)
+        # jwks_max_age (and the instances' reload lag) before the week is over, a next key
+        # is published, not yet signing.
+        clock.advance(7 * DAY - 300 - SIGNING_LAG - 1)
+        assert await keeper.key_tick() is None
+        clock.advance(1)
         assert await keeper.key_tick() == "next_added"
         kids = await jwks_kids(http)
         assert len(kids) == 2
@@ -53,16 +57,20 @@ async def test_the_key_rotation_schedule(settings: Settings, clock: FrozenClock)
         assert await keeper.key_tick() is None
 
         # A week after the old key's creation, the next key signs; the old one stays published.
-        clock.advance(300)
+        clock.advance(300 + SIGNING_LAG)
         assert await keeper.key_tick() == "rotated"
         after = await login(http)
         assert kid_of(after["access_token"]) == new
         assert set(await jwks_kids(http)) == {old, new}
         assert (await refresh(http, before["refresh_token"])).status_code == 200
 
-        # The old key goes once every token it signed has expired (the refresh lifetime).
+        # The old key goes once every token it signed has expired (the refresh lifetime),
+        # counted from SIGNING_LAG after the rotation (another instance may sign until then).
         clock.advance(14 * DAY)
         assert await keeper.key_tick() == "next_added"  # the new key's week is over too
+        assert await keeper.key_tick() is None
+        assert old in await jwks_kids(http)
+        clock.advance(SIGNING_LAG)
         assert await keeper.key_tick() == "pruned"
         assert old not in await jwks_kids(http)
 

@@ -11,6 +11,7 @@ from tests.service.conftest import AUDIENCE, ISSUER
 from tokenward.errors import ExpiredTokenError, MalformedTokenError
 from tokenward.jose import jwt
 from tokenward.service import (
+    SIGNING_LAG,
     Client,
     RefreshReuseError,
     SessionExpiredError,
@@ -316,8 +317,37 @@ async def test_key_rotation_keeps_old_tokens_valid(
     assert jwt.inspect_unverified(fresh.access_token).header["kid"] == upcoming.kid
     assert service.verify_access(pair.access_token).sub == "ada"
     await service.refresh(pair.refresh_token)
-    clock.advance(service.policy.refresh_lifetime + 1)
+    # Published for as long as a token it signed lives, plus SIGNING_LAG: other processes
+    # may sign with it until they reload.
+    clock.advance(service.policy.refresh_lifetime + SIGNING_LAG - 1)
+    assert await service.keyring.prune() == []
+    clock.advance(2)
     assert await service.keyring.prune() == [old_kid]
+
+
+async def test_an_instance_signs_with_a_retired_key_only_until_it_reloads(
+    store: SessionStore, policy: TokenPolicy, clock: FrozenClock
+) -> None:
+    # Two instances on one store. One rotates; the other still holds the old key as
+    # current, and signs with it until it reloads, which processes sharing a store do
+    # within SIGNING_LAG. The old key stays published until the last refresh token it
+    # signed has expired.
+    one = await TokenService.create(store, policy, clock=clock)
+    two = await TokenService.create(store, policy, clock=clock)
+    old = one.keyring.current.kid
+    await one.keyring.rotate()
+    clock.advance(SIGNING_LAG)
+    late = await two.issue("ada")
+    assert jwt.inspect_unverified(late.refresh_token).header["kid"] == old
+    await two.keyring.load()
+    fresh = await two.issue("bob")
+    assert jwt.inspect_unverified(fresh.refresh_token).header["kid"] == one.keyring.current.kid
+    expires = jwt.inspect_unverified(late.refresh_token).claims["exp"]
+    clock.advance(expires - clock.now() - 1)
+    assert await one.keyring.prune() == []
+    assert old in {key.kid for key in one.keyring.verification_keys}
+    clock.advance(2 + policy.leeway)
+    assert await one.keyring.prune() == [old]
 
 
 async def test_keys_encrypted_at_rest(store: SessionStore, policy: TokenPolicy) -> None:

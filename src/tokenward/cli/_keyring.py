@@ -34,10 +34,12 @@ def register(actions: Subparsers) -> None:
         description=(
             "Make a new key current: the oldest 'next' key if there is one, else a new\n"
             "key. The old current key is retired: it stays in JWKS until every token it\n"
-            "signed has expired (the refresh lifetime plus leeway), and retired keys past\n"
-            "that time are pruned. With --prepare, only add a 'next' key: it is published\n"
-            "in JWKS at once and signs after the following 'keys rotate', so verifiers\n"
-            "that cache JWKS know it before the first token it signs."
+            "signed has expired (the refresh lifetime plus leeway, plus two minutes in\n"
+            "which running servers may still sign with it before they reload their keys),\n"
+            "and retired keys past that time are pruned. With --prepare, only add a 'next'\n"
+            "key: running servers publish it in JWKS within a minute, and it signs after the\n"
+            "following 'keys rotate'; rotate once verifiers' JWKS caches have it\n"
+            "(jwks_max_age later), so they know it before the first token it signs."
         ),
         examples="  tokenward keys rotate\n  tokenward keys rotate --prepare",
     )

@@ -15,10 +15,12 @@ counted; the next round tries again), and the revocation follower:
   then catches up (see ``docs/revocation.md``). A store without a feed is polled with
   :meth:`Housekeeper.sync_revocations` every ``feed_interval`` instead.
 
-The rotation schedule, with ``P = key_rotation_days`` and ``L = jwks_max_age``: a key
-is replaced ``P`` after it was created. ``L`` before that, a ``next`` key is added, so
-it is in every JWKS cache before it signs; once ``P`` is over and the ``next`` key has
-been published for ``L``, it is promoted and the old key is retired
+The rotation schedule, with ``P = key_rotation_days`` and ``L = jwks_max_age`` plus
+:data:`~tokenward.service.SIGNING_LAG` (the longest an instance serves its JWKS before
+it reloads the ring and publishes a key another instance added): a key is replaced ``P``
+after it was created. ``L`` before that, a ``next`` key is added, so it is in every JWKS
+cache before it signs; once ``P`` is over and the ``next`` key was added ``L`` ago, it
+is promoted and the old key is retired
 (still published until every token it signed has expired, then pruned). The decisions
 depend only on the stored keys' creation times and the clock, so several instances
 running the schedule at once agree; two promoting at the same moment promote the same
@@ -34,10 +36,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from tokenward.errors import TokenwardError
+from tokenward.errors import ConfigurationError, TokenwardError
 from tokenward.server._audit import audit
 from tokenward.server._state import Runtime
-from tokenward.service import RevocationFollower
+from tokenward.service import SIGNING_LAG, RevocationFollower
 from tokenward.stores import KeyState, StoreUnavailableError
 from tokenward.stores.base import RevocationFeed
 
@@ -53,6 +55,10 @@ class Housekeeper:
     def __init__(
         self, state: Runtime, *, feed_interval: float = 1.0, key_interval: float = 60.0
     ) -> None:
+        if not 0 < key_interval <= SIGNING_LAG / 2:
+            # Retired keys stay published for SIGNING_LAG past their tokens: an instance
+            # must reload within that, with room for a slow round.
+            raise ConfigurationError(f"key_interval must be in (0, {SIGNING_LAG / 2:g}] seconds")
         self.state = state
         self.feed_interval = feed_interval
         self.key_interval = key_interval
@@ -89,7 +95,8 @@ class Housekeeper:
         settings = self.state.settings
         now = self.state.clock.now()
         if settings.key_rotation_days > 0:
-            period, lead = settings.key_rotation_days * _DAY, float(settings.jwks_max_age)
+            period = settings.key_rotation_days * _DAY
+            lead = float(settings.jwks_max_age) + SIGNING_LAG
             records = keyring.records
             current = min(
                 (r for r in records if r.state is KeyState.CURRENT),

@@ -19,7 +19,7 @@ from tokenward.service._errors import (
     WrongTokenTypeError,
 )
 from tokenward.service._follower import RevocationFollower
-from tokenward.service._keyring import KeyRing
+from tokenward.service._keyring import SIGNING_LAG, KeyRing
 from tokenward.service._keysources import (
     JWKSFetchError,
     KeyRingKeys,
@@ -39,6 +39,7 @@ from tokenward.service._verifier import (
 )
 
 __all__ = [
+    "SIGNING_LAG",
     "AccessClaims",
     "Argon2Parameters",
     "AuthenticationError",

@@ -4,6 +4,12 @@ States: ``next`` (published, not yet signing), ``current`` (signing; one at a ti
 ``retired`` (published until every token it signed has expired, then removed). Private
 keys can be encrypted at rest with a 32-octet key-encryption key (AES-256-GCM, the
 ``kid`` as associated data, so a ciphertext cannot be moved to another key's row).
+
+Every process holds a copy of the ring. After a rotation elsewhere, a process goes on
+signing with the old key until it reloads the ring. Processes that share a store must
+reload it at least every :data:`SIGNING_LAG` seconds (the auth server does, every
+minute); a retired key stays published for that much longer than the tokens it signed
+live, so none of them outlives its key.
 """
 
 from __future__ import annotations
@@ -20,9 +26,15 @@ from tokenward.jose import ALGORITHMS, Key, KeySet
 from tokenward.service._clock import Clock
 from tokenward.stores.base import KeyRecord, KeyState, SessionStore
 
-__all__ = ["KeyRing"]
+__all__ = ["SIGNING_LAG", "KeyRing"]
 
 _SEALED_PREFIX = b"tw-kek1:"
+
+SIGNING_LAG = 120.0
+"""The longest a process sharing the store may go without reloading the ring: how long it
+may sign with a key another process has retired, or serve a JWKS without a key another
+process has added. The auth server reloads every 60 s (``key_interval``, at most half of
+this, so a slow round stays within it)."""
 
 
 class KeyRing:
@@ -162,8 +174,11 @@ class KeyRing:
         await self._store.put_key(promoted)
         for record in self._records:
             if record.state is KeyState.CURRENT and record.kid != promoted.kid:
+                # Other processes may sign with it for up to SIGNING_LAG more.
                 retired = replace(
-                    record, state=KeyState.RETIRED, retire_after=now + self._retire_for
+                    record,
+                    state=KeyState.RETIRED,
+                    retire_after=now + SIGNING_LAG + self._retire_for,
                 )
                 await self._store.put_key(retired)
         await self.load()

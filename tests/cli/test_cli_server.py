@@ -134,7 +134,8 @@ def test_the_store_option_overrides_environment_and_config(
         ),
         pytest.param(
             {"TOKENWARD_ALGORITHM": "none"},
-            "error: configuration_error: algorithm: 'none' is not supported",
+            "error: configuration_error: algorithm (from environment TOKENWARD_ALGORITHM): "
+            "'none' is not supported",
             id="alg-none",
         ),
         pytest.param(
@@ -145,7 +146,8 @@ def test_the_store_option_overrides_environment_and_config(
         ),
         pytest.param(
             {"TOKENWARD_KEK": "too-short"},
-            "error: configuration_error: kek: must be 32 random octets, base64url-encoded",
+            "error: configuration_error: kek (from environment TOKENWARD_KEK): "
+            "must be 32 random octets, base64url-encoded",
             id="bad-kek",
         ),
     ],
@@ -168,7 +170,8 @@ def test_a_bad_config_file_exits_2(cli: CLI, tmp_path: Path) -> None:
     result = cli("keys", "list", "--config", str(unknown))
     assert result.status == 2
     assert result.error_line() == (
-        f"error: configuration_error: config file {unknown}: unknown setting 'stor'"
+        f"error: configuration_error: config file {unknown}: unknown setting 'stor' "
+        "(did you mean 'store'?)"
     )
     missing = cli("keys", "list", "--config", str(tmp_path / "missing.toml"))
     assert missing.status == 2
@@ -225,7 +228,9 @@ def test_an_unopenable_sqlite_file_exits_3(cli: CLI, tmp_path: Path) -> None:
 def test_serve_refuses_a_bad_port(cli: CLI, workdir: Path) -> None:
     result = cli("serve", "--port", "70000")
     assert result.status == 2
-    assert result.error_line() == "error: configuration_error: port: must be between 1 and 65535"
+    assert result.error_line() == (
+        "error: configuration_error: port (from command line): must be between 1 and 65535"
+    )
 
 
 def test_serve_on_a_port_in_use_exits_2_after_creating_the_keys(cli: CLI, tmp_path: Path) -> None:

@@ -8,9 +8,9 @@ from tokenward.server._config import (
     ClientConfig,
     Services,
     Settings,
-    load_settings,
     open_services,
 )
+from tokenward.server._config_load import load_settings
 
 __all__ = [
     "ClientConfig",

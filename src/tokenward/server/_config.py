@@ -1,8 +1,7 @@
-"""Server settings: defaults, then an optional TOML file, then ``TOKENWARD_*`` environment
-variables, then command-line flags; each later source overrides the earlier ones.
+"""Server settings and their validation (``_config_load`` reads them from their sources).
 
-Every value is validated when the server starts; an error names the setting, where it
-came from and what is wrong, and the server does not start.
+Every value is validated when the settings are built: a :class:`SettingError` names the
+setting that is wrong and why, and the server does not start.
 """
 
 from __future__ import annotations
@@ -10,11 +9,11 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
-import tomllib
-from collections.abc import Mapping
+import math
+import re
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 from tokenward.errors import ConfigurationError
 from tokenward.jose import ALGORITHMS
@@ -29,9 +28,64 @@ from tokenward.service import (
 )
 from tokenward.stores import Store
 
-__all__ = ["ClientConfig", "Services", "Settings", "load_settings", "open_services"]
+__all__ = ["ClientConfig", "Services", "SettingError", "Settings", "open_services"]
 
-_ENV_PREFIX = "TOKENWARD_"
+_HEX64_LOWER = re.compile(r"[0-9a-f]{64}")
+_VSCHAR = re.compile(r"[\x20-\x7e]+")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_POLICY_FIELDS = (
+    "issuer",
+    "audience",
+    "access_lifetime",
+    "refresh_lifetime",
+    "idle_timeout",
+    "absolute_lifetime",
+    "reuse_grace",
+    "leeway",
+    "algorithm",
+)
+
+# Durations are capped at 100 years: larger values overflow timers and 64-bit timestamps.
+_YEARS_100 = 36525
+
+
+class _Range(NamedTuple):
+    low: int
+    high: int
+    low_open: bool  # low itself is refused: a duration of 0 has no meaning
+    unit: str
+
+
+_SECONDS = _Range(0, _YEARS_100 * 86400, low_open=True, unit=" seconds")
+_RANGES = {
+    "port": _Range(1, 65535, low_open=False, unit=""),
+    "access_lifetime": _SECONDS,
+    "refresh_lifetime": _SECONDS,
+    "idle_timeout": _SECONDS,
+    "absolute_lifetime": _SECONDS,
+    "throttle_window": _SECONDS,
+    "throttle_per_account": _Range(1, 2**31 - 1, low_open=False, unit=""),
+    "throttle_per_address": _Range(1, 2**31 - 1, low_open=False, unit=""),
+    # RFC 9106 sec. 3.1: time and memory costs are 32-bit numbers; Argon2Parameters
+    # allows 1-64 lanes.
+    "argon2_time_cost": _Range(1, 2**32 - 1, low_open=False, unit=""),
+    "argon2_memory_cost": _Range(8, 2**32 - 1, low_open=False, unit=" KiB"),
+    "argon2_parallelism": _Range(1, 64, low_open=False, unit=""),
+    "key_rotation_days": _Range(0, _YEARS_100, low_open=False, unit=" days"),  # 0: off
+    "jwks_max_age": _Range(0, _YEARS_100 * 86400, low_open=False, unit=" seconds"),
+    "purge_interval": _SECONDS,
+}
+
+
+class SettingError(ConfigurationError):
+    """One setting is wrong: ``setting`` and why. ``reason`` may name other settings
+    (``mentions``); :func:`load_settings` adds where each of them came from."""
+
+    def __init__(self, setting: str, reason: str, *, mentions: tuple[str, ...] = ()) -> None:
+        super().__init__(f"{setting}: {reason}")
+        self.setting = setting
+        self.reason = reason
+        self.mentions = mentions
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,28 +136,32 @@ class Settings:
     log_level: str = "INFO"
 
     def __post_init__(self) -> None:
+        _check_numbers(self)
         if not self.issuer:
-            object.__setattr__(self, "issuer", f"http://{self.host}:{self.port}")
-        if not 0 < self.port < 65536:
-            raise ConfigurationError("port: must be between 1 and 65535")
+            issuer = _default_issuer(self.host, self.port)
+            problem = _issuer_problem(issuer)
+            if problem:
+                raise SettingError("host", f"makes no valid default issuer ({problem}); set issuer")
+            object.__setattr__(self, "issuer", issuer)
+        problem = _issuer_problem(self.issuer)
+        if problem:
+            raise SettingError("issuer", problem)
         if self.algorithm not in ALGORITHMS:
-            raise ConfigurationError(f"algorithm: {self.algorithm!r} is not supported")
-        if not self.issuer.startswith(("https://", "http://")):
-            raise ConfigurationError("issuer: must be an http(s) URL")
-        if self.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
-            raise ConfigurationError("log_level: must be DEBUG, INFO, WARNING or ERROR")
-        if self.key_rotation_days < 0 or self.jwks_max_age < 0 or self.purge_interval <= 0:
-            raise ConfigurationError("key_rotation_days, jwks_max_age: must not be negative")
+            raise SettingError("algorithm", f"{self.algorithm!r} is not supported")
+        if not isinstance(self.log_level, str) or self.log_level.upper() not in _LOG_LEVELS:
+            raise SettingError("log_level", "must be DEBUG, INFO, WARNING or ERROR")
         for proxy in self.trusted_proxies:
             try:
                 ipaddress.ip_network(proxy, strict=False)
             except ValueError:
-                raise ConfigurationError(
-                    f"trusted_proxies: {proxy!r} is not an IP or CIDR"
-                ) from None
-        ids = [c.client_id for c in self.clients]
-        if not ids or len(set(ids)) != len(ids):
-            raise ConfigurationError("clients: need at least one client and unique client ids")
+                raise SettingError("trusted_proxies", f"{proxy!r} is not an IP or CIDR") from None
+        _check_clients(self.clients)
+        if self.argon2_memory_cost < 8 * self.argon2_parallelism:
+            raise SettingError(
+                "argon2_memory_cost",
+                "must be at least 8 KiB per lane: 8 times argon2_parallelism",
+                mentions=("argon2_parallelism",),
+            )
         self.kek_bytes()
         self.token_policy()
         self.argon2()
@@ -118,7 +176,7 @@ class Settings:
         except (binascii.Error, ValueError):
             raw = b""
         if len(raw) != 32:
-            raise ConfigurationError("kek: must be 32 random octets, base64url-encoded")
+            raise SettingError("kek", "must be 32 random octets, base64url-encoded")
         return raw
 
     def token_policy(self) -> TokenPolicy:
@@ -136,7 +194,12 @@ class Settings:
                 algorithm=self.algorithm,
             )
         except ConfigurationError as exc:
-            raise ConfigurationError(f"token policy: {exc.message}") from None
+            # TokenPolicy's messages start with the name of the field that is wrong.
+            name, _, reason = exc.message.partition(" ")
+            if name not in _POLICY_FIELDS:
+                raise ConfigurationError(f"token policy: {exc.message}") from None
+            others = tuple(other for other in _POLICY_FIELDS if re.search(rf"\b{other}\b", reason))
+            raise SettingError(name, reason, mentions=others) from None
 
     def argon2(self) -> Argon2Parameters:
         """argon2id parameters for password hashing."""
@@ -179,95 +242,74 @@ async def open_services(
     return Services(tokens, users)
 
 
-def _parse(kind: str, value: Any) -> Any:
-    """Turn a TOML or environment value into the setting's type; ValueError if it is not."""
-    text = isinstance(value, str)
-    if kind == "bool":
-        if isinstance(value, bool):
-            return value
-        if text and value.lower() in ("1", "true", "yes", "on"):
-            return True
-        if text and value.lower() in ("0", "false", "no", "off"):
-            return False
-    elif kind in ("int", "float"):
-        if not isinstance(value, bool) and isinstance(value, int | float | str):
-            return int(value) if kind == "int" else float(value)
-    elif kind == "tuple[str, ...]":
-        items = value.split(",") if text else value
-        if isinstance(items, list | tuple) and all(isinstance(i, str) for i in items):
-            return tuple(i.strip() for i in items if i.strip())
-    elif kind in ("str", "str | None") and text:
-        return value
-    raise ValueError(kind)
+def _check_clients(clients: tuple[ClientConfig, ...]) -> None:
+    if not clients:
+        raise SettingError("clients", "need at least one client")
+    seen: set[str] = set()
+    for client in clients:
+        client_id = client.client_id
+        # RFC 6749 appendix A.1: client-id = *VSCHAR (printable ASCII).
+        if not isinstance(client_id, str) or not _VSCHAR.fullmatch(client_id):
+            raise SettingError(
+                "clients", f"client id {client_id!r} is empty or not printable ASCII"
+            )
+        if client_id in seen:
+            raise SettingError("clients", f"client id {client_id!r} is used twice")
+        seen.add(client_id)
+        secret = client.secret_sha256
+        if secret is not None and not (isinstance(secret, str) and _HEX64_LOWER.fullmatch(secret)):
+            raise SettingError(
+                "clients", f"client {client_id!r}: secret_sha256 must be 64 lowercase hex digits"
+            )
 
 
-def _coerce(name: str, kind: str, value: Any, source: str) -> Any:
+def _check_numbers(settings: Settings) -> None:
+    """Each numeric setting is of its type, finite and in its range (cross-checks elsewhere)."""
+    kinds = {f.name: f.type for f in fields(settings)}
+    for name, (low, high, low_open, unit) in _RANGES.items():
+        value = getattr(settings, name)
+        integer = kinds[name] == "int"
+        if type(value) is not int and (integer or type(value) is not float):
+            raise SettingError(name, "must be an integer" if integer else "must be a number")
+        if not integer and not math.isfinite(value):
+            raise SettingError(name, "must be a finite number")
+        if low_open and not low < value <= high:
+            raise SettingError(name, f"must be more than {low} and at most {high}{unit}")
+        if not low <= value <= high:
+            raise SettingError(name, f"must be between {low} and {high}{unit}")
+    for name in ("reuse_grace", "leeway"):  # TokenPolicy checks their ranges
+        value = getattr(settings, name)
+        if type(value) is float and not math.isfinite(value):
+            raise SettingError(name, "must be a finite number")
+
+
+def _default_issuer(host: str, port: int) -> str:
+    # RFC 3986 sec. 3.2.2: an IPv6 address in a URL is in brackets; RFC 6874: a zone
+    # identifier's "%" is percent-encoded.
+    if ":" in host and not host.startswith("["):
+        host = "[" + host.replace("%", "%25") + "]"
+    return f"http://{host}:{port}"
+
+
+def _issuer_problem(issuer: Any) -> str | None:
+    """Why ``issuer`` cannot be the issuer identifier, or None.
+
+    RFC 8414 sec. 2: a URL with a scheme and a host and no query or fragment. https is
+    required there; http stays allowed for local development (see the docs).
+    """
+    if not isinstance(issuer, str) or not issuer.startswith(("https://", "http://")):
+        return "must be an http(s) URL"
+    if any(ord(char) <= 0x20 or ord(char) == 0x7F for char in issuer):
+        return "must not contain spaces or control characters"
+    if "?" in issuer or "#" in issuer:
+        return "must have no query or fragment (RFC 8414 sec. 2)"
     try:
-        return _parse(kind, value)
+        parts = urlsplit(issuer)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not one
     except ValueError:
-        raise ConfigurationError(
-            f"{name} (from {source}): {value!r} is not a valid {kind}"
-        ) from None
-
-
-def _clients(value: Any, source: str) -> tuple[ClientConfig, ...]:
-    if not isinstance(value, list):
-        raise ConfigurationError(f"clients (from {source}): must be an array of tables")
-    out = []
-    for item in value:
-        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
-            raise ConfigurationError(f"clients (from {source}): each client needs an id")
-        secret = item.get("secret_sha256")
-        if secret is not None and (
-            not isinstance(secret, str) or len(secret) != 64 or not _is_hex(secret)
-        ):
-            raise ConfigurationError(f"clients (from {source}): secret_sha256 must be 64 hex")
-        out.append(ClientConfig(item["id"], secret.lower() if secret else None))
-    return tuple(out)
-
-
-def _is_hex(text: str) -> bool:
-    try:
-        bytes.fromhex(text)
-    except ValueError:
-        return False
-    return True
-
-
-def load_settings(
-    config_file: str | Path | None = None,
-    *,
-    env: Mapping[str, str] | None = None,
-    overrides: Mapping[str, Any] | None = None,
-) -> Settings:
-    """Build validated settings from a TOML file, the environment and explicit overrides."""
-    kinds = {f.name: str(f.type) for f in fields(Settings)}
-    values: dict[str, Any] = {}
-    if config_file is not None:
-        path = Path(config_file)
-        try:
-            document = tomllib.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigurationError(f"config file {path}: {exc.strerror}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigurationError(f"config file {path}: {exc}") from None
-        section = document.get("tokenward", document)
-        for name, value in section.items():
-            if name not in kinds:
-                raise ConfigurationError(f"config file {path}: unknown setting {name!r}")
-            source = f"config file {path}"
-            if name == "clients":
-                values[name] = _clients(value, source)
-            else:
-                values[name] = _coerce(name, kinds[name], value, source)
-    for key, value in (env or {}).items():
-        if not key.startswith(_ENV_PREFIX):
-            continue
-        name = key[len(_ENV_PREFIX) :].lower()
-        if name not in kinds or name == "clients":
-            continue
-        values[name] = _coerce(name, kinds[name], value, f"environment {key}")
-    for name, value in (overrides or {}).items():
-        if value is not None:
-            values[name] = _coerce(name, kinds[name], value, "command line")
-    return Settings(**values)
+        return "is not a valid URL"
+    if "@" in parts.netloc:
+        return "must not contain user information"
+    if not parts.hostname:
+        return "must name a host"
+    return None

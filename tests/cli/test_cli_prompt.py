@@ -67,9 +67,9 @@ class Terminal:
         while prompt not in self.transcript:
             assert self._read(), f"no {prompt!r} before the end: {self.transcript!r}"
 
-    def type(self, line: str) -> None:
+    def type(self, line: str | bytes) -> None:
         """Type ``line`` and Enter."""
-        os.write(self._master, line.encode() + b"\n")
+        os.write(self._master, (line if isinstance(line, bytes) else line.encode()) + b"\n")
 
     def finish(self) -> tuple[int, str]:
         """Read to the end; return the exit status and everything the terminal showed."""
@@ -107,6 +107,16 @@ def test_add_refuses_two_different_passwords(tmp_path: Path, store: str) -> None
     assert status == 2
     assert "error: usage_error: the two passwords differ; nothing was changed" in shown
     assert PASSWORD not in shown
+
+
+def test_add_refuses_a_typed_password_that_is_not_utf8(tmp_path: Path, store: str) -> None:
+    terminal = Terminal("users", "add", "ada", "--store", store, cwd=tmp_path)
+    terminal.expect(b"Password: ")
+    terminal.type(b"\xff\xfeabcdefgh")
+    status, shown = terminal.finish()
+    assert status == 2, shown
+    assert "error: usage_error: the password typed is not UTF-8 text" in shown
+    assert "Traceback" not in shown
 
 
 def test_set_password_prompts_too(tmp_path: Path, store: str) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tokenward.cli import _serve
 from tokenward.cli._runtime import display_store_url
 from tokenward.cli._serve import add_user_command
 from tokenward.server import Settings
@@ -271,10 +272,86 @@ def test_add_user_command_names_the_store_and_config_and_masks_passwords(
         ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
         ("sqlite:////var/lib/auth.db", "sqlite:////var/lib/auth.db"),
         ("memory://", "memory://"),
+        (
+            "postgresql://postgres@127.0.0.1:5432/test?password=hunter2",
+            "postgresql://postgres@127.0.0.1:5432/test?password=***",
+        ),
+        ("redis://127.0.0.1:6379/0?password=hunter2", "redis://127.0.0.1:6379/0?password=***"),
+        (
+            "postgresql://auth@db/auth?sslmode=require&sslpassword=hunter2&api_key=hunter2",
+            "postgresql://auth@db/auth?sslmode=require&sslpassword=***&api_key=***",
+        ),
     ],
 )
 def test_display_store_url(url: str, shown: str) -> None:
     assert display_store_url(url) == shown
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        pytest.param(
+            "postgresql://u:hunter2@127.0.0.1:abc/test",
+            "postgresql store URL has an invalid port: use a number from 1 to 65535",
+            id="port-not-a-number",
+        ),
+        pytest.param(
+            "postgresql://u:hunter2@[::1",
+            "postgresql store URL is malformed: write an IPv6 address as [address]",
+            id="unclosed-ipv6",
+        ),
+        pytest.param(
+            "redis://:hunter2@127.0.0.1:1/0?ssl_cert_reqs=bogus",
+            "redis store URL: the option 'ssl_cert_reqs' needs TLS: use rediss://",
+            id="option-the-client-does-not-take",
+        ),
+        pytest.param(
+            "redis://:hunter2@127.0.0.1:1/abc",
+            "redis store URL: the database must be a number, as in redis://host:6379/0",
+            id="database-not-a-number",
+        ),
+    ],
+)
+@pytest.mark.parametrize("command", [("users", "list"), ("serve", "--port", "8000")], ids=" ".join)
+def test_a_malformed_store_url_exits_2_without_repeating_its_password(
+    cli: CLI, workdir: Path, command: tuple[str, ...], url: str, message: str
+) -> None:
+    result = cli(*command, "--store", url)
+    assert result.status == 2
+    assert result.error_line() == f"error: configuration_error: {message}"
+    assert "hunter2" not in result.err + result.out
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+class _ServerThatStopsAtOnce:
+    """Stands in for uvicorn: ``serve`` prints its banner, then this "serves" nothing."""
+
+    started = True
+    should_exit = False
+
+    def run(self, sockets: list[socket.socket]) -> None:
+        del sockets
+
+
+@pytest.mark.services
+def test_serve_banner_masks_a_password_in_the_store_url_query(
+    cli: CLI, postgres_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PostgreSQL trusts loopback connections here, so the password is accepted unused.
+    monkeypatch.setattr(_serve, "_server", lambda settings: _ServerThatStopsAtOnce())
+    store = f"{postgres_store}?password=hunter2"
+    result = cli("serve", "--port", str(_free_port()), "--store", store)
+    assert result.status == 0, result.err
+    shown = f"{postgres_store}?password=***"
+    assert f"(store {shown})" in result.err
+    assert f"add a user with: tokenward users add NAME --store '{shown}'" in result.err
+    assert "hunter2" not in result.err + result.out
 
 
 # -- other backends -------------------------------------------------------------------

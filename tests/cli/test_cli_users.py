@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import sys
 from pathlib import Path
 
 import pytest
@@ -81,6 +83,60 @@ def test_a_password_on_the_command_line_is_refused_and_not_echoed(
     line = result.error_line()
     assert line.startswith("error: usage_error: passwords are not taken from the command line")
     assert "hunter2" not in result.err + result.out
+    assert cli("users", "list", "--json").json() == []
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        pytest.param(["add", "eve", "--password-stdin=hunter2xx"], id="explicit-argument"),
+        pytest.param(["add", "eve", "--passwd", "hunter2xx"], id="unknown-option"),
+        pytest.param(["add", "eve", "-p", "hunter2xx"], id="unknown-short-option"),
+        pytest.param(["add", "eve", "-phunter2xx"], id="short-option-glued"),
+        pytest.param(["add", "eve", "--pass=hunter2xx"], id="abbreviation"),
+        pytest.param(["add", "eve", "--password-std=hunter2xx"], id="unique-abbreviation"),
+        pytest.param(["set-password", "eve", "--password-stdin=hunter2xx"], id="set-password"),
+        pytest.param(["set-password", "eve", "--pass", "hunter2xx"], id="set-password-abbrev"),
+        pytest.param(["list", "--pw=hunter2xx"], id="list"),
+        pytest.param(["disable", "eve", "hunter2xx"], id="disable"),
+        pytest.param(["enable", "eve", "--secret", "hunter2xx"], id="enable"),
+    ],
+)
+def test_a_usage_error_of_a_users_command_does_not_repeat_what_was_typed(
+    cli: CLI, store: str, argv: list[str]
+) -> None:
+    result = cli("users", *argv, stdin=PASSWORD)
+    assert result.status == 2
+    line = result.error_line()
+    assert line.startswith("error: usage_error: ")
+    assert "not repeated in case of a password" in line
+    assert "hunter2" not in result.err + result.out
+    assert cli("users", "list", "--json").json() == []
+
+
+def test_add_without_a_name_asks_for_the_name_only(cli: CLI, store: str) -> None:
+    result = cli("users", "add")
+    assert result.status == 2
+    assert result.error_line() == (
+        "error: usage_error: the following arguments are required: NAME "
+        "(see 'tokenward users add --help')"
+    )
+
+
+def _stdin_bytes(monkeypatch: pytest.MonkeyPatch, data: bytes) -> None:
+    # As Python sets up stdin under a C or POSIX locale, or in UTF-8 mode: bytes that
+    # are not UTF-8 are read as lone surrogates rather than failing the read.
+    stream = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8", errors="surrogateescape")
+    monkeypatch.setattr(sys, "stdin", stream)
+
+
+def test_add_refuses_a_password_on_stdin_that_is_not_utf8(
+    cli: CLI, store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _stdin_bytes(monkeypatch, b"\xff\xfeabcdefgh\n")
+    result = cli("users", "add", "bin", "--password-stdin")
+    assert result.status == 2
+    assert result.error_line() == "error: usage_error: password stdin is not UTF-8 text"
     assert cli("users", "list", "--json").json() == []
 
 
@@ -224,6 +280,17 @@ def test_set_password_keeps_the_old_one_when_the_new_one_is_refused(cli: CLI, st
     assert result.status == 2
     assert login(store, "ada", PASSWORD).sid
     assert refresh(store, pair.refresh_token).sid == pair.sid
+
+
+def test_set_password_refuses_a_password_on_stdin_that_is_not_utf8(
+    cli: CLI, store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add(cli, "ada")
+    _stdin_bytes(monkeypatch, b"\xff\xfeabcdefgh\n")
+    result = cli("users", "set-password", "ada", "--password-stdin")
+    assert result.status == 2
+    assert result.error_line() == "error: usage_error: password stdin is not UTF-8 text"
+    assert login(store, "ada", PASSWORD).sid
 
 
 def test_password_hashes_use_the_configured_argon2_parameters(cli: CLI, store: str) -> None:

@@ -108,3 +108,24 @@ def test_usage_and_key_errors_exit_2_without_traceback(tmp_path: Path) -> None:
         assert result.stderr.startswith("error: ")
         assert result.stderr.count("\n") == 1
         assert "Traceback" not in result.stderr
+
+
+def test_a_password_piped_as_bytes_that_are_not_utf8_is_one_error_line(tmp_path: Path) -> None:
+    # Python reads stdin with errors="surrogateescape" under a C or POSIX locale and in
+    # UTF-8 mode; PYTHONIOENCODING makes it so whatever the test machine's locale.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENWARD_")}
+    env.update(
+        PYTHONWARNINGS="error",
+        PYTHONIOENCODING="utf-8:surrogateescape",
+        TOKENWARD_STORE=f"sqlite:///{tmp_path / 'auth.db'}",
+    )
+    result = subprocess.run(  # noqa: S603 - the installed script and test argv
+        [_script(), "users", "add", "bin", "--password-stdin"],
+        input=b"\xff\xfeabcdefgh\n",
+        capture_output=True,
+        check=False,
+        timeout=60,
+        env=env,
+    )
+    assert (result.returncode, result.stdout) == (2, b"")
+    assert result.stderr == b"error: usage_error: password stdin is not UTF-8 text\n"

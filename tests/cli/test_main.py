@@ -35,6 +35,11 @@ def test_version_prints_the_package_version(cli: CLI) -> None:
         pytest.param([], "required: COMMAND", id="no-command"),
         pytest.param(["keys"], "required: COMMAND", id="group-without-command"),
         pytest.param(["launch"], "invalid choice: 'launch'", id="unknown-command"),
+        pytest.param(
+            ["keys", "generate", "--alg", "ES256", "--kidd", "k1"],
+            "unrecognized arguments: --kidd k1 (see 'tokenward --help')",
+            id="unrecognized-arguments-shown",
+        ),
         pytest.param(["token", "verify", "--key", "k.jwk"], "--alg", id="missing-alg"),
         pytest.param(["token", "verify", "--alg", "ES256"], "--key", id="missing-key"),
         pytest.param(["keys", "generate", "--alg", "none"], "invalid choice", id="alg-none"),

@@ -26,6 +26,7 @@ __all__ = [
     "EXIT_STORE",
     "EXIT_TOKEN",
     "EXIT_USAGE",
+    "SECRET_ARGUMENTS",
     "Handler",
     "RefusedError",
     "Subparsers",
@@ -43,6 +44,9 @@ EXIT_USAGE = 2
 """The command line or its inputs are wrong: bad option, unreadable or invalid key file."""
 EXIT_STORE = 3
 """The store named by the settings is unavailable (or failed): try again later."""
+
+SECRET_ARGUMENTS = "secret_arguments"
+"""The parser default that marks a command whose arguments may hold a password."""
 
 Handler: TypeAlias = Callable[[argparse.Namespace], int]
 """Runs one action with its parsed arguments and returns the exit status."""
@@ -80,10 +84,14 @@ def add_command(
     summary: str,
     description: str,
     examples: str,
+    secret_arguments: bool = False,
 ) -> argparse.ArgumentParser:
     """Add the action ``name`` run by ``handler``; return its parser to add arguments to.
 
-    ``examples`` is shown verbatim under the options in ``--help``.
+    ``examples`` is shown verbatim under the options in ``--help``. With
+    ``secret_arguments`` (a command where a password could be typed by mistake), a usage
+    error never repeats what was typed, and long options cannot be abbreviated: an
+    abbreviation such as ``--pass=...`` would otherwise be quoted back as ambiguous.
     """
     parser = actions.add_parser(
         name,
@@ -91,6 +99,7 @@ def add_command(
         description=description,
         epilog=f"examples:\n{examples}",
         formatter_class=_FORMATTER,
+        allow_abbrev=not secret_arguments,
     )
-    parser.set_defaults(handler=handler)
+    parser.set_defaults(handler=handler, **{SECRET_ARGUMENTS: secret_arguments})
     return parser

@@ -61,13 +61,27 @@ def read_text(path: str, *, what: str) -> str:
             if sys.stdin is None:
                 # Python sets sys.stdin to None when the process starts with it closed.
                 raise UsageError(f"cannot read {what}: stdin is closed")
-            return _read_capped(sys.stdin.read, what)
+            text = _read_capped(sys.stdin.read, what)
+            if not _is_utf8(text):
+                raise UsageError(f"{what} stdin is not UTF-8 text")
+            return text
         with open(path, encoding="utf-8") as stream:
             return _read_capped(stream.read, what)
     except OSError as exc:
         raise UsageError(f"cannot read {what} {name}: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise UsageError(f"{what} {name} is not UTF-8 text") from None
+
+
+def _is_utf8(text: str) -> bool:
+    # Python decodes stdin with errors="surrogateescape" under a C or POSIX locale and
+    # in UTF-8 mode: bytes that are not UTF-8 arrive as lone surrogates instead of
+    # failing the read, and would fail later, wherever the text is encoded again.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _read_capped(read: Callable[[int], str], what: str) -> str:

@@ -10,6 +10,7 @@ else that is wrong with 2; see :mod:`tokenward.cli._commands`.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
@@ -21,6 +22,7 @@ from tokenward.cli._commands import (
     EXIT_STORE,
     EXIT_TOKEN,
     EXIT_USAGE,
+    SECRET_ARGUMENTS,
     Handler,
     RefusedError,
     Subparsers,
@@ -52,16 +54,37 @@ class _Exit(Exception):  # noqa: N818 - a control-flow signal, not an error
 class _Parser(argparse.ArgumentParser):
     """An ``ArgumentParser`` that raises instead of printing usage and exiting.
 
-    Sub-parsers are built from the same class, so every level behaves alike.
+    Sub-parsers are built from the same class, so every level behaves alike. A command
+    added with ``secret_arguments`` reports its usage errors without the values typed.
     """
 
     def error(self, message: str) -> NoReturn:
+        if self.get_default(SECRET_ARGUMENTS):
+            message = _without_values(message)
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
     def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
         if message:
             sys.stderr.write(message)
         raise _Exit(status)
+
+
+_NOT_REPEATED = "not repeated in case of a password"
+
+
+def _without_values(message: str) -> str:
+    """An argparse error message with what was typed on the command line left out.
+
+    >>> _without_values("argument --password-stdin: ignored explicit argument 'hunter2'")
+    'argument --password-stdin: ignored explicit argument, not repeated in case of a password'
+    """
+    # These two quote the arguments as typed; every other message quotes values with
+    # repr() and names options and arguments by their declared names.
+    for unquoted in ("unrecognized arguments", "ambiguous option"):
+        if message.startswith(unquoted):
+            return f"{unquoted}, {_NOT_REPEATED}"
+    head = re.split("['\"]", message, maxsplit=1)[0]
+    return message if head == message else f"{head.rstrip(' :')}, {_NOT_REPEATED}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -124,7 +147,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        # Unrecognized arguments are reported here rather than by parse_args(), which
+        # would quote them from the top-level parser, whatever the command.
+        args, extras = parser.parse_known_args(argv)
+        if extras:
+            secret = getattr(args, SECRET_ARGUMENTS, False)
+            typed = f", {_NOT_REPEATED}" if secret else ": " + " ".join(extras)
+            parser.error(f"unrecognized arguments{typed}")
     except _Exit as done:
         return done.status
     except UsageError as exc:

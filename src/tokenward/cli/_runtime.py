@@ -25,7 +25,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 from tokenward.cli._commands import RefusedError
 from tokenward.cli._io import UsageError
@@ -192,19 +191,20 @@ def run_on_store(settings: Settings, action: Callable[[Runtime], Coroutine[Any, 
 
 
 def display_store_url(url: str) -> str:
-    """``url`` fit to print: a password in it is masked, a relative SQLite path made absolute.
+    """``url`` fit to print: secrets masked, a relative SQLite path made absolute.
+
+    A password in the user information or in the query (``?password=``,
+    ``?sslpassword=``, ...) is shown as ``***``, as is every query value that is not
+    known to be harmless (see :func:`tokenward.stores.redact_store_url`).
 
     >>> display_store_url("redis://:hunter2@cache:6379/0")
     'redis://:***@cache:6379/0'
     """
-    parts = urlsplit(url)
-    if parts.scheme == "sqlite":
+    if url.startswith("sqlite://"):
         path = url.partition("://")[2]
         path = path[1:] if path.startswith("/") else path
         # sqlite:////abs/path.db: three slashes, then the absolute path's own.
         return "sqlite:///" + str(Path(path).absolute())
-    if parts.password is None:
-        return url
-    userinfo = f"{parts.username or ''}:***"
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{userinfo}@{host}"))
+    from tokenward.stores import redact_store_url
+
+    return redact_store_url(url)

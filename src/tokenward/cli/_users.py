@@ -49,6 +49,7 @@ def register(commands: Subparsers) -> None:
         actions,
         "add",
         _add,
+        secret_arguments=True,
         summary="create a user",
         description=(
             "Create a user. The password is prompted for twice (without echo), or read\n"
@@ -79,6 +80,7 @@ def register(commands: Subparsers) -> None:
         actions,
         "list",
         _list,
+        secret_arguments=True,
         summary="list users",
         description="List every user: name, subject, scopes, admin, disabled, created.",
         examples="  tokenward users list\n  tokenward users list --json",
@@ -90,6 +92,7 @@ def register(commands: Subparsers) -> None:
         actions,
         "disable",
         _disable,
+        secret_arguments=True,
         summary="disable a user and revoke their sessions",
         description=(
             "Disable a user: logins fail (with the same error as a wrong password) and\n"
@@ -104,6 +107,7 @@ def register(commands: Subparsers) -> None:
         actions,
         "enable",
         _enable,
+        secret_arguments=True,
         summary="enable a disabled user",
         description="Let a disabled user log in again. Revoked sessions stay revoked.",
         examples="  tokenward users enable ada",
@@ -115,6 +119,7 @@ def register(commands: Subparsers) -> None:
         actions,
         "set-password",
         _set_password,
+        secret_arguments=True,
         summary="change a user's password and revoke their sessions",
         description=(
             "Change a user's password (prompted for twice, or --password-stdin) and\n"
@@ -139,7 +144,7 @@ def _password_options(parser: argparse.ArgumentParser) -> None:
     # Hidden traps: a password typed on the command line is consumed here and refused,
     # so that it is neither used nor echoed back in a usage error.
     parser.add_argument("--password", nargs="?", const="", help=argparse.SUPPRESS)
-    parser.add_argument("stray", nargs="*", help=argparse.SUPPRESS)
+    parser.add_argument("stray", nargs="*", default=[], help=argparse.SUPPRESS)
 
 
 def _refuse_password_arguments(args: argparse.Namespace) -> None:
@@ -177,6 +182,8 @@ def read_new_password(*, from_stdin: bool) -> str:
             again = getpass.getpass("Password (again): ")
         except EOFError:
             raise UsageError("no password given") from None
+        except UnicodeDecodeError:
+            raise UsageError("the password typed is not UTF-8 text") from None
         if password != again:
             raise UsageError("the two passwords differ; nothing was changed")
     from tokenward.service import PasswordHasher

@@ -1,7 +1,8 @@
 """tokenward.stores: the session store contract and its backends.
 
 Backends are imported lazily by :func:`open_store`, so that only the client library of
-the chosen backend needs to be installed.
+the chosen backend needs to be installed. A store URL may hold a password: print or log
+it only through :func:`redact_store_url`.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from tokenward.errors import ConfigurationError
+from tokenward.stores._url import check_store_url, looks_like_scheme, redact_store_url
 from tokenward.stores.base import (
     KeyRecord,
     KeyState,
@@ -52,6 +54,7 @@ __all__ = [
     "UserRecord",
     "UserStore",
     "open_store",
+    "redact_store_url",
 ]
 
 
@@ -64,10 +67,17 @@ async def open_store(url: str) -> Store:
       Redis Cluster, through any of the nodes listed;
     * ``postgresql://user@host:port/dbname``;
     * ``memory://`` (nothing is kept; for demos and tests).
+
+    A URL that is malformed, or that its client library would read otherwise than it
+    looks, raises :class:`~tokenward.errors.ConfigurationError`; no message repeats
+    the URL, which may hold a password.
     """
     scheme, sep, rest = url.partition("://")
     if not sep:
-        raise ConfigurationError(f"store URL must look like scheme://..., got {url!r}")
+        raise ConfigurationError(
+            "store URL must look like scheme://..., e.g. sqlite:///tokenward.db"
+        )
+    check_store_url(url)
     if scheme == "sqlite":
         path = rest[1:] if rest.startswith("/") else rest
         if not path:
@@ -85,7 +95,9 @@ async def open_store(url: str) -> Store:
         return await PostgresStore.connect(url)
     if scheme == "memory":
         return MemoryStore()
+    # The scheme is repeated only if it looks like one: the text before "://" could be
+    # anything, a password included.
+    shown = f" {scheme!r}" if looks_like_scheme(scheme) else ""
     raise ConfigurationError(
-        f"unsupported store scheme {scheme!r}:"
-        " use sqlite, redis, redis+cluster, postgresql or memory"
+        f"unsupported store scheme{shown}: use sqlite, redis, redis+cluster, postgresql or memory"
     )

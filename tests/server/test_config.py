@@ -388,3 +388,9 @@ def test_the_error_lines_in_the_docs_are_the_loader_s() -> None:
         refused({"TOKENWARD_ACESS_LIFETIME": "60"}),
     ]
     assert documented == [f"error: configuration_error: {message}" for message in produced]
+
+
+def test_the_repr_of_settings_shows_no_store_password_or_kek() -> None:
+    settings = Settings(store="postgresql://auth:hunter2@127.0.0.1/auth", kek="A" * 43)
+    assert "hunter2" not in repr(settings)
+    assert "A" * 43 not in repr(settings)

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from tokenward.errors import ConfigurationError
+from tokenward.stores._url import redact_store_url
 
 if TYPE_CHECKING:
     from tokenward.stores import Store
@@ -134,16 +135,12 @@ async def _interrupt_sqlite(store: Store, *, on: bool) -> None:
 
 
 def display_url(url: str) -> str:
-    """``url`` with any password masked.
+    """``url`` with its password and any query value that may be secret masked.
 
-    >>> display_url("postgresql://bench:secret@127.0.0.1:5432/db")
-    'postgresql://bench:***@127.0.0.1:5432/db'
+    >>> display_url("postgresql://bench:secret@127.0.0.1:5432/db?password=secret")
+    'postgresql://bench:***@127.0.0.1:5432/db?password=***'
     """
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    return redact_store_url(url)
 
 
 def _via_proxy(url: str, port: int) -> str:

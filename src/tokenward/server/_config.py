@@ -108,7 +108,7 @@ class Settings:
 
     host: str = "127.0.0.1"
     port: int = 8000
-    store: str = "sqlite:///tokenward.db"
+    store: str = field(default="sqlite:///tokenward.db", repr=False)  # may hold a password
     issuer: str = ""
     audience: str = "api"
     algorithm: str = "ES256"

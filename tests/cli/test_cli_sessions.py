@@ -156,7 +156,8 @@ def test_a_hostile_user_agent_cannot_forge_rows_or_send_escapes(cli: CLI, store:
     login(store, "ada", agent="Evil\x1b[2J\nSID  USER  forged row " + "x" * 200)
     result = ok(cli("sessions", "list"))
     _, row = result.out.splitlines()
-    assert "Evil?[2J SID USER forged row xxx" in row
+    # The service stores control characters as U+FFFD; the table shows them as they are.
+    assert "Evil\ufffd[2J\ufffdSID USER forged row xxx" in row
     assert "\x1b" not in result.out
     assert "x" * 70 not in row
     assert "..." in row

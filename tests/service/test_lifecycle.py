@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.service.conftest import AUDIENCE, ISSUER
-from tokenward.errors import ExpiredTokenError, MalformedTokenError
+from tokenward.errors import ConfigurationError, ExpiredTokenError, MalformedTokenError
 from tokenward.jose import jwt
 from tokenward.service import (
     SIGNING_LAG,
@@ -278,6 +278,49 @@ async def test_revocation_stops_access_and_refresh(service: TokenService, how: s
             service.verify_access(other.access_token)
     else:
         assert service.verify_access(other.access_token).sub == "bob"
+
+
+@pytest.mark.parametrize("how", ["user", "password"])
+async def test_a_users_revocation_denies_tokens_issued_in_the_same_second(
+    service: TokenService, clock: FrozenClock, how: str
+) -> None:
+    # The USER event's cutoff is a whole second; the SESSION events the store records
+    # for each revoked session cover that second, in this process at once too.
+    pair = await service.issue("ada")
+    clock.advance(0.5)
+    if how == "user":
+        assert await service.revoke_user("ada") == 1
+    else:
+        assert await service.password_changed("ada") == 1
+    with pytest.raises(SessionRevokedTokenError):
+        service.verify_access(pair.access_token)
+    # A session opened after the revocation, in the same second, is not affected.
+    later = await service.issue("ada")
+    assert service.verify_access(later.access_token).sub == "ada"
+
+
+@pytest.mark.parametrize(
+    "subject",
+    ["", "a\x00b", "a\nb", "\ud800", "s" * 256, "\u00e9" * 128],
+    ids=["empty", "nul", "newline", "lone-surrogate", "256-octets", "256-utf8-octets"],
+)
+async def test_subjects_every_store_and_token_can_carry(
+    service: TokenService, subject: str
+) -> None:
+    with pytest.raises(ConfigurationError):
+        await service.issue(subject)
+    for fits in ("s" * 255, "\u00e9" * 127, "ada@example.com"):
+        pair = await service.issue(fits)
+        assert (await service.refresh(pair.refresh_token)).sid == pair.sid
+
+
+async def test_user_agents_are_kept_as_every_store_can_keep_them(service: TokenService) -> None:
+    # Metadata, shown in session lists: the same text on every backend, never a store error.
+    for agent, kept in (("a\x00b", "a\ufffdb"), ("\ud800x", "?x"), ("x" * 600, "x" * 512)):
+        pair = await service.issue("ada", client=Client("web", user_agent=agent))
+        session = await service.store.get_session(pair.sid)
+        assert session is not None
+        assert session.user_agent == kept
 
 
 async def test_password_change_revokes_every_session(service: TokenService) -> None:

@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import os
+import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -49,6 +50,7 @@ from tokenward.stores.base import (
     Rotation,
     SessionRecord,
     SessionStore,
+    StoreError,
 )
 
 __all__ = ["AccessClaims", "Client", "TokenPair", "TokenService"]
@@ -56,6 +58,37 @@ __all__ = ["AccessClaims", "Client", "TokenPair", "TokenService"]
 ACCESS_TYP = "at+jwt"
 REFRESH_TYP = "rt+jwt"
 _audit = logging.getLogger("tokenward.audit")
+_log = logging.getLogger("tokenward.service")
+
+# OpenID Connect Core 1.0 sec. 2: a sub is at most 255 ASCII characters. Here 255 UTF-8
+# octets, so it fits both tokens and every store's columns.
+_MAX_SUBJECT_OCTETS = 255
+_MAX_USER_AGENT = 512
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def _check_subject(subject: object) -> str:
+    if not isinstance(subject, str) or not subject:
+        raise ConfigurationError("subject must be a non-empty string")
+    try:
+        size = len(subject.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ConfigurationError("subject must be Unicode text (no lone surrogates)") from None
+    if size > _MAX_SUBJECT_OCTETS or _CONTROL.search(subject):
+        raise ConfigurationError(
+            f"subject must be at most {_MAX_SUBJECT_OCTETS} UTF-8 octets, with no control"
+            " characters"
+        )
+    return subject
+
+
+def _metadata(text: str | None, limit: int) -> str | None:
+    """Session metadata (a user agent) as every store can keep it: control characters
+    and lone surrogates replaced, at most ``limit`` characters. It is shown, never trusted."""
+    if text is None:
+        return None
+    text = _CONTROL.sub("\ufffd", text[:limit])
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,8 +307,7 @@ class TokenService:
         ``claims`` are extra access-token claims for this session; they are carried in
         the (signed) refresh token so every refreshed access token has them too.
         """
-        if not isinstance(subject, str) or not subject:
-            raise ConfigurationError("subject must be a non-empty string")
+        subject = _check_subject(subject)
         if claims is not None:
             clash = RESERVED_CLAIMS & claims.keys()
             if clash:
@@ -297,7 +329,8 @@ class TokenService:
                 sid=sid, sub=subject, created_at=now,
                 idle_expires_at=min(now + self.policy.idle_timeout, absolute),
                 absolute_expires_at=absolute, refresh_hash=_hash(jti), scope=scope_text,
-                client_id=client.client_id, user_agent=client.user_agent, ip=client.ip,
+                client_id=client.client_id, ip=client.ip,
+                user_agent=_metadata(client.user_agent, _MAX_USER_AGENT),
             )
         )  # fmt: skip
         _audit.info("session_created", extra={"sid": sid, "sub": subject})
@@ -475,6 +508,16 @@ class TokenService:
         self.deny.apply(
             RevocationEvent(0, RevocationKind.USER, now, now + self._revocation_ttl, sub=sub)
         )
+        if count:
+            # The USER event denies tokens issued before this second only. The store also
+            # recorded a SESSION event per revoked session, which denies their tokens from
+            # this very second too: read them back, so this process denies them at once.
+            try:
+                self.deny.apply_all(await self.store.revocations_since(self.deny.last_seq, now=now))
+            except StoreError:
+                # The revocation stands; the events reach this deny list through a
+                # follower, if there is one. Only the same-second tokens are affected.
+                _log.warning("user revoked; its session events could not be read back yet")
         _audit.info("user_revoked", extra={"sub": sub, "reason": reason, "sessions": count})
         return count
 

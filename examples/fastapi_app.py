@@ -7,18 +7,21 @@ Run it (from the repository root)::
 With no configuration it runs a self-contained demo: a TokenService on an in-memory
 store in this process, a demo user whose password is printed at start-up together with
 a ready access token and a curl command, and a ``/demo/token`` password endpoint so the
-interactive docs (``/docs``, *Authorize*) can log in. Against a real auth server::
+interactive docs (``/docs``, *Authorize*) can log in (same origin, which a browser
+requires: the auth server sends no CORS headers). Against a real auth server::
 
     TOKENWARD_JWKS=https://auth.example/.well-known/jwks.json \\
     TOKENWARD_ISSUER=https://auth.example TOKENWARD_AUDIENCE=api \\
     python examples/fastapi_app.py
 
-``TOKENWARD_JWKS`` is a URL (fetched, cached and refetched on rotation) or a JWKS file.
+``TOKENWARD_JWKS`` is a URL (fetched, cached and refetched on rotation; needs httpx, the
+``client`` extra) or a JWKS file.
 ``TOKENWARD_TOKEN_URL`` is where the docs log in (default ``$TOKENWARD_ISSUER/oauth/token``),
 ``PORT`` the port on 127.0.0.1 (default 8000; 0 picks a free one).
 """
 
 import asyncio
+import math
 import os
 import secrets
 import socket
@@ -27,13 +30,16 @@ from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 import uvicorn
-from fastapi import FastAPI, HTTPException, Request, Security
+from fastapi import FastAPI, Request, Security
+from fastapi.responses import JSONResponse
 
 from tokenward.integrations.fastapi import require_token
 from tokenward.service import (
     AccessClaims,
     AuthenticationError,
     Clock,
+    InvalidScopeError,
+    LoginThrottledError,
     PasswordHasher,
     RemoteJWKS,
     StaticKeys,
@@ -48,6 +54,7 @@ SCOPES = {"read": "List the items", "write": "Add items"}
 DEMO_ISSUER = "https://auth.example"
 DEMO_AUDIENCE = "api"
 DEMO_TOKEN_PATH = "/demo/token"
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
 def create_app(verifier: Verifier, *, token_url: str, users: UserService | None = None) -> FastAPI:
@@ -82,27 +89,44 @@ def create_app(verifier: Verifier, *, token_url: str, users: UserService | None 
     return app
 
 
+def _token_response(
+    body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    # RFC 6749 sec. 5.1: a response carrying tokens MUST NOT be cached; errors likewise.
+    return JSONResponse(body, status, headers={**NO_STORE, **(headers or {})})
+
+
 def _add_demo_login(app: FastAPI, users: UserService) -> None:
     # The OAuth 2.0 password grant (RFC 6749 sec. 4.3), just enough for the docs' login
-    # dialog. A real deployment logs in at the tokenward auth server's /oauth/token.
+    # dialog, answering as sec. 5.1 and 5.2 require. A real deployment logs in at the
+    # tokenward auth server's /oauth/token instead.
     @app.post(DEMO_TOKEN_PATH, include_in_schema=False)
-    async def token(request: Request) -> dict[str, Any]:
-        form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
-        if form.get("grant_type") != "password":
-            raise HTTPException(400, detail="unsupported_grant_type")
+    async def token(request: Request) -> JSONResponse:
+        fields = parse_qsl((await request.body()).decode("utf-8", "replace"))
+        form = dict(fields)
+        if form.get("grant_type", "password") != "password":
+            return _token_response({"error": "unsupported_grant_type"}, 400)
+        # Sec. 3.2: no parameter more than once; sec. 4.3.2: these three are required.
+        if len(form) != len(fields) or not {"grant_type", "username", "password"} <= set(form):
+            return _token_response({"error": "invalid_request"}, 400)
         scope = form.get("scope", "").split() or None
         try:
-            pair = await users.login(
-                form.get("username", ""), form.get("password", ""), scope=scope
-            )
+            pair = await users.login(form["username"], form["password"], scope=scope)
+        except InvalidScopeError:
+            return _token_response({"error": "invalid_scope"}, 400)
+        except LoginThrottledError as exc:
+            retry = str(max(1, math.ceil(exc.retry_after)))
+            return _token_response({"error": "invalid_grant"}, 429, {"Retry-After": retry})
         except AuthenticationError:
-            raise HTTPException(400, detail="invalid_grant") from None
-        return {
-            "access_token": pair.access_token,
-            "token_type": "Bearer",
-            "expires_in": pair.expires_in,
-            "scope": pair.scope,
-        }
+            return _token_response({"error": "invalid_grant"}, 400)
+        return _token_response(
+            {
+                "access_token": pair.access_token,
+                "token_type": "Bearer",
+                "expires_in": pair.expires_in,
+                "scope": pair.scope,
+            }
+        )
 
 
 @dataclass

@@ -14,6 +14,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.exceptions import StarletteDeprecationWarning
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -91,9 +92,9 @@ async def client_for(app: Any) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def get(app: Any, path: str = "/me", **kwargs: Any) -> httpx.Response:
+async def get(app: Any, path: str = "/me", method: str = "GET", **kwargs: Any) -> httpx.Response:
     async with client_for(app) as client:
-        return await client.get(path, **kwargs)
+        return await client.request(method, path, **kwargs)
 
 
 def assert_refused(response: httpx.Response, status: int, challenge: str, error: str) -> None:
@@ -488,3 +489,103 @@ async def test_error_body_is_generic_json(
     response = await get(make_app(verifier), headers=bearer(pair.access_token))
     assert json.loads(response.content) == {"error": "invalid_token"}
     assert int(response.headers["content-length"]) == len(response.content)
+
+
+# -- CORS preflights -----------------------------------------------------------------------
+
+PREFLIGHT = {"Origin": "https://app.example", "Access-Control-Request-Method": "GET"}
+
+
+def cors_app(verifier: Verifier, *, cors_outermost: bool) -> Starlette:
+    cors = Middleware(
+        CORSMiddleware, allow_origins=["https://app.example"], allow_headers=["Authorization"]
+    )
+    tokenward = Middleware(TokenwardMiddleware, verifier=verifier)
+    # Starlette: the first listed is the outermost.
+    middleware = [cors, tokenward] if cors_outermost else [tokenward, cors]
+    return Starlette(routes=[Route("/me", me)], middleware=middleware)
+
+
+@pytest.mark.parametrize("cors_outermost", [True, False], ids=["cors-outside", "cors-inside"])
+async def test_a_cors_preflight_is_never_refused_for_lack_of_a_token(
+    verifier: Verifier, cors_outermost: bool
+) -> None:
+    app = cors_app(verifier, cors_outermost=cors_outermost)
+    response = await get(app, headers=PREFLIGHT, method="OPTIONS")
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == "https://app.example"
+    assert "authorization" in response.headers["access-control-allow-headers"].lower()
+
+
+async def test_an_options_request_that_is_not_a_preflight_needs_a_token(
+    verifier: Verifier,
+) -> None:
+    app = cors_app(verifier, cors_outermost=False)
+    response = await get(app, headers={"Origin": "https://app.example"}, method="OPTIONS")
+    assert_refused(response, 401, MISSING, "unauthorized")
+    # A preflight that does carry credentials is an ordinary request: they are verified.
+    response = await get(app, headers={**PREFLIGHT, **bearer("a.b.c")}, method="OPTIONS")
+    assert_refused(response, 401, INVALID, "invalid_token")
+
+
+async def test_refusals_carry_cors_headers_when_cors_is_outermost(verifier: Verifier) -> None:
+    app = cors_app(verifier, cors_outermost=True)
+    response = await get(app, headers={"Origin": "https://app.example"})
+    assert_refused(response, 401, MISSING, "unauthorized")
+    assert response.headers["access-control-allow-origin"] == "https://app.example"
+
+
+# -- cookie mode: what the cookie carries ----------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["not a token", "a,b", "abc.def.ghi"])
+async def test_a_bad_cookie_is_an_invalid_token_not_a_malformed_header(
+    verifier: Verifier, service: TokenService, value: str
+) -> None:
+    app = sliding_app(verifier, service, cookie="tw_access")
+    async with client_for(app) as client:
+        client.cookies.set("tw_access", value)
+        response = await client.get("/slide/me")
+    assert_refused(response, 401, INVALID, "invalid_token")
+    assert "Authorization" not in response.headers["www-authenticate"]
+
+
+# -- sliding only on success -----------------------------------------------------------------
+
+
+async def fails(request: Request) -> Response:
+    return JSONResponse({"error": "nope"}, status_code=422)
+
+
+async def test_no_fresh_token_on_an_error_response(
+    verifier: Verifier, service: TokenService, pair: TokenPair, clock: FrozenClock
+) -> None:
+    config = SlidingConfig(service, paths=["/*"])
+    app = Starlette(
+        routes=[Route("/me", me), Route("/fails", fails)],
+        middleware=[Middleware(TokenwardMiddleware, verifier=verifier, sliding=config)],
+    )
+    clock.advance(600)
+    async with client_for(app) as client:
+        missing = await client.get("/no-such-route", headers=bearer(pair.access_token))
+        refused = await client.get("/fails", headers=bearer(pair.access_token))
+        served = await client.get("/me", headers=bearer(pair.access_token))
+    assert (missing.status_code, refused.status_code, served.status_code) == (404, 422, 200)
+    assert "x-refreshed-token" not in missing.headers
+    assert "x-refreshed-token" not in refused.headers
+    assert verifier.verify(served.headers["x-refreshed-token"]).sid == pair.sid
+
+
+# -- configuration errors ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "realm", [123, None, "caf\u00e9", "caf\u20ac", "tab\there", 'a"b'], ids=repr
+)
+def test_a_realm_that_cannot_be_sent_is_a_configuration_error(
+    verifier: Verifier, realm: Any
+) -> None:
+    # Past ASCII a header value is obs-text that clients decode differently (Starlette's
+    # test client fails on Latin-1), past Latin-1 it cannot be sent at all.
+    with pytest.raises(ConfigurationError, match="realm"):
+        TokenwardMiddleware(make_app(verifier), verifier, realm=realm)

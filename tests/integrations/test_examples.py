@@ -13,6 +13,7 @@ import httpx
 import pytest
 from examples import fastapi_app, flask_app
 
+from tokenward.errors import ConfigurationError
 from tokenward.service import Argon2Parameters, PasswordHasher
 from tokenward.testing import FrozenClock
 
@@ -63,8 +64,65 @@ async def test_fastapi_example_demo() -> None:
         response = await client.post("/items", params={"name": "x"}, headers=auth(token))
         assert response.status_code == 403
         assert 'scope="write"' in response.headers["www-authenticate"]
+        assert login.headers["cache-control"] == "no-store"  # RFC 6749 sec. 5.1.
         form["password"] = "wrong"
         assert (await client.post("/demo/token", data=form)).status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "error"),
+    [
+        ({"scope": "delete"}, 400, "invalid_scope"),
+        ({"password": "wrong"}, 400, "invalid_grant"),
+        ({"grant_type": "client_credentials"}, 400, "unsupported_grant_type"),
+        ({"password": None}, 400, "invalid_request"),
+        ({"grant_type": None}, 400, "invalid_request"),
+    ],
+    ids=["unknown-scope", "wrong-password", "other-grant", "no-password", "no-grant-type"],
+)
+async def test_fastapi_example_demo_token_errors_are_rfc6749(
+    change: dict[str, str | None], status: int, error: str
+) -> None:
+    demo = await fastapi_app.demo_setup(clock=FrozenClock(), hasher=CHEAP)
+    app = fastapi_app.create_app(
+        demo.service.verifier, token_url=fastapi_app.DEMO_TOKEN_PATH, users=demo.users
+    )
+    form = {"grant_type": "password", "username": "demo", "password": demo.password, **change}
+    async with asgi_client(app) as client:
+        data = {name: value for name, value in form.items() if value is not None}
+        response = await client.post("/demo/token", data=data)
+    assert response.status_code == status
+    assert response.json() == {"error": error}  # RFC 6749 sec. 5.2.
+    assert response.headers["cache-control"] == "no-store"
+
+
+async def test_fastapi_example_demo_token_refuses_repeated_parameters() -> None:
+    demo = await fastapi_app.demo_setup(clock=FrozenClock(), hasher=CHEAP)
+    app = fastapi_app.create_app(
+        demo.service.verifier, token_url=fastapi_app.DEMO_TOKEN_PATH, users=demo.users
+    )
+    body = f"grant_type=password&username=demo&password={demo.password}&scope=read&scope=write"
+    async with asgi_client(app) as client:
+        response = await client.post(
+            "/demo/token",
+            content=body,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+    assert (response.status_code, response.json()) == (400, {"error": "invalid_request"})
+
+
+def test_examples_say_at_start_up_when_httpx_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # URL mode without httpx: the FastAPI example answered 500 to every request, the
+    # Flask one waited 30 s at start-up before blaming the key source.
+    monkeypatch.setitem(sys.modules, "httpx", None)  # As if it were not installed.
+    url = "https://auth.example/.well-known/jwks.json"
+    verifier = fastapi_app.verifier_from_env(url)
+    with pytest.raises(ConfigurationError, match=r"tokenward\[client\]"):
+        fastapi_app.create_app(verifier, token_url="https://auth.example/oauth/token")
+    with pytest.raises(ConfigurationError, match=r"tokenward\[client\]"):
+        flask_app.verifier_from_env(url)
 
 
 async def test_fastapi_example_with_a_jwks_file(

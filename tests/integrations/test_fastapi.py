@@ -5,25 +5,33 @@ annotations at runtime, and these routes close over local dependencies.
 """
 
 import inspect
+import warnings
 from typing import Annotated, Any
 
 import httpx
 import pytest
-from fastapi import Depends, FastAPI, Request, Security
+from fastapi import Depends, FastAPI, Request, Security, WebSocket
+from starlette.exceptions import StarletteDeprecationWarning
 
 from tests.integrations.conftest import (
     EXPIRED,
     INVALID,
+    ISSUER,
     MALFORMED,
     MISSING,
     REVOKED,
     bearer,
     insufficient,
 )
-from tokenward.integrations import TokenwardMiddleware
+from tokenward.integrations import SlidingConfig, TokenwardMiddleware
 from tokenward.integrations.fastapi import TokenwardBearer, require_token
 from tokenward.service import AccessClaims, TokenPair, TokenService, Verifier
 from tokenward.testing import FrozenClock
+
+with warnings.catch_warnings():
+    # As in test_asgi: Starlette 1.x deprecates its httpx test client; used for websockets.
+    warnings.simplefilter("ignore", StarletteDeprecationWarning)
+    from starlette.testclient import TestClient, WebSocketDenialResponse
 
 TOKEN_URL = "https://auth.test/oauth/token"
 
@@ -163,3 +171,93 @@ async def test_fastapi_under_the_middleware(verifier: Verifier, pair: TokenPair)
     response = await call(app, "GET", "/claims")
     assert (response.status_code, response.headers["www-authenticate"]) == (401, MISSING)
     assert response.json() == {"error": "unauthorized"}
+
+
+# -- websocket routes ----------------------------------------------------------------------
+
+
+def test_the_dependency_on_a_websocket_route(verifier: Verifier, pair: TokenPair) -> None:
+    scheme = require_token(verifier)
+    app = FastAPI()
+
+    @app.websocket("/ws")
+    async def echo(
+        websocket: WebSocket, claims: Annotated[AccessClaims, Security(scheme, scopes=["read"])]
+    ) -> None:
+        await websocket.accept()
+        await websocket.send_json({"sub": claims.sub})
+        await websocket.close()
+
+    with TestClient(app) as client:
+        with client.websocket_connect("/ws", headers=bearer(pair.access_token)) as ws:
+            assert ws.receive_json() == {"sub": "ada"}
+        with pytest.raises(WebSocketDenialResponse) as missing, client.websocket_connect("/ws"):
+            pass
+    assert missing.value.status_code == 401
+    assert missing.value.headers["www-authenticate"] == MISSING
+
+
+# -- under the middleware in cookie mode ---------------------------------------------------
+
+
+def cookie_app(verifier: Verifier, service: TokenService, *, dependency: Verifier) -> FastAPI:
+    scheme = require_token(dependency)
+    app = FastAPI()
+
+    @app.get("/read")
+    async def read(claims: Annotated[AccessClaims, Security(scheme, scopes=["read"])]) -> Any:
+        return {"sub": claims.sub}
+
+    @app.get("/admin")
+    async def admin(claims: Annotated[AccessClaims, Security(scheme, scopes=["admin"])]) -> Any:
+        return {"sub": claims.sub}
+
+    @app.get("/public")
+    async def public(request: Request) -> Any:
+        return {"sub": request.scope["tokenward"].sub}
+
+    sliding = SlidingConfig(service, paths=["/*"], cookie="tw_access")
+    app.add_middleware(TokenwardMiddleware, verifier=verifier, sliding=sliding)
+    return app
+
+
+async def cookie_get(app: FastAPI, path: str, cookie: str) -> httpx.Response:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        client.cookies.set("tw_access", cookie)
+        return await client.get(path)
+
+
+async def test_the_dependency_uses_the_claims_the_middleware_verified_from_its_cookie(
+    verifier: Verifier, service: TokenService, pair: TokenPair
+) -> None:
+    app = cookie_app(verifier, service, dependency=verifier)
+    assert (await cookie_get(app, "/public", pair.access_token)).json() == {"sub": "ada"}
+    assert (await cookie_get(app, "/read", pair.access_token)).json() == {"sub": "ada"}
+    response = await cookie_get(app, "/admin", pair.access_token)
+    assert_refused(response, 403, insufficient("admin"), "insufficient_scope")
+
+
+async def test_claims_verified_by_another_verifier_are_not_reused(
+    verifier: Verifier, service: TokenService, pair: TokenPair, clock: FrozenClock
+) -> None:
+    # Another verifier may differ in audience, issuer or deny list: what the middleware's
+    # verifier accepted proves nothing to it, and the dependency holds no token of its own.
+    other = Verifier(verifier.keys, issuer=ISSUER, audience="another-api", clock=clock)
+    app = cookie_app(verifier, service, dependency=other)
+    assert (await cookie_get(app, "/public", pair.access_token)).status_code == 200
+    response = await cookie_get(app, "/read", pair.access_token)
+    assert_refused(response, 401, MISSING, "unauthorized")
+
+
+async def test_the_dependency_never_takes_anonymous_for_verified(verifier: Verifier) -> None:
+    # On an optional path the middleware sets scope["tokenward"] = None.
+    scheme = require_token(verifier)
+    app = FastAPI()
+
+    @app.get("/open")
+    async def open_route(claims: Annotated[AccessClaims, Security(scheme)]) -> Any:
+        return {"sub": claims.sub}
+
+    app.add_middleware(TokenwardMiddleware, verifier=verifier, optional_paths=["/open"])
+    assert_refused(await call(app, "GET", "/open"), 401, MISSING, "unauthorized")

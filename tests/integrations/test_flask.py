@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 import pytest
 from flask import Flask, g
 from werkzeug.test import TestResponse
@@ -230,3 +231,15 @@ def test_background_refresh_start_fails_when_the_first_load_fails() -> None:
     source = RemoteJWKS("http://127.0.0.1:9/jwks", timeout=2.0)
     with pytest.raises(JWKSFetchError):
         BackgroundKeyRefresh(source).start()
+
+
+def test_background_refresh_start_raises_any_first_load_error_at_once() -> None:
+    # A transport failing with something other than an httpx error (a bug, a missing
+    # module): start() raises it at once instead of waiting out its timeout.
+    def broken(request: httpx.Request) -> httpx.Response:
+        raise LookupError("the transport is broken")
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(broken))
+    refresher = BackgroundKeyRefresh(RemoteJWKS("http://127.0.0.1/jwks", client=client))
+    with pytest.raises(LookupError, match="broken"):
+        refresher.start(timeout=5.0)

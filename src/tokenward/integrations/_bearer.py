@@ -30,6 +30,7 @@ from tokenward.service import (
     AccessClaims,
     InsufficientScopeError,
     KeyRingKeys,
+    RemoteJWKS,
     StaticKeys,
     Verifier,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "header_token",
     "is_token68",
     "needs_async",
+    "require_http_client",
     "verify",
 ]
 
@@ -80,10 +82,21 @@ class Refusal:
         return {"WWW-Authenticate": self.challenge, "Cache-Control": "no-store"}
 
 
-def _quoted(name: str, value: str) -> str:
-    if '"' in value or "\\" in value or not value.isprintable():
-        raise ConfigurationError(f"the {name} of a challenge must be printable, without quotes")
-    return f'{name}="{value}"'
+def _quoted(name: str, value: object) -> str:
+    # Printable ASCII only: a header value past ASCII is obs-text (RFC 9110 sec. 5.5),
+    # which clients decode as they please (Latin-1, UTF-8, or an error), and past Latin-1
+    # it cannot be sent at all. Refused when the app is configured, not on a request.
+    if (
+        isinstance(value, str)
+        and value.isascii()
+        and value.isprintable()
+        and '"' not in value
+        and "\\" not in value
+    ):
+        return f'{name}="{value}"'
+    raise ConfigurationError(
+        f"the {name} of a challenge must be printable ASCII without quotes, got {value!r}"
+    )
 
 
 class Challenges:
@@ -131,18 +144,37 @@ class Challenges:
         )
         return Refusal(status, code, challenge, body, raw)
 
-    def for_error(self, exc: InvalidTokenError | InsufficientScopeError, token: bytes) -> Refusal:
+    def for_error(
+        self,
+        exc: InvalidTokenError | InsufficientScopeError,
+        token: bytes,
+        *,
+        from_header: bool = True,
+    ) -> Refusal:
         """The refusal for a verification error; logs the precise reason (not the token).
 
-        A refused ``token`` that is not even ``token68`` (spaces, commas: two credentials
-        joined by a proxy) makes the request malformed: 400 ``invalid_request``.
+        A refused ``token`` from the ``Authorization`` header that is not even ``token68``
+        (spaces, commas: two credentials joined by a proxy) makes the request malformed:
+        400 ``invalid_request``. A token read from a cookie (``from_header=False``) is
+        never that: a stale or mangled cookie is an invalid token, 401 ``invalid_token``.
         """
         _log.info("bearer token refused (%s): %s", exc.code, exc.message)
         if isinstance(exc, InsufficientScopeError):
             return self.insufficient_scope(exc.required)
-        if not is_token68(token):
+        if from_header and not is_token68(token):
             return self.invalid_request
         return self._tokens.get(exc.code) or self._tokens[""]
+
+    def scope_refusal(self, claims: AccessClaims, required: Iterable[str]) -> Refusal | None:
+        """None when ``claims`` hold every ``required`` scope; else the 403, logged."""
+        wanted = frozenset(required)
+        if claims.scopes.issuperset(wanted):
+            return None
+        missing = wanted - claims.scopes
+        error = InsufficientScopeError(
+            f"the token lacks the scopes {sorted(missing)}", required=wanted, missing=missing
+        )
+        return self.for_error(error, b"")
 
     def insufficient_scope(self, required: Iterable[str]) -> Refusal:
         """403 ``insufficient_scope`` naming the scopes the route requires."""
@@ -206,6 +238,22 @@ def is_token68(token: bytes) -> bool:
     """True when ``token`` has the ``token68`` syntax of RFC 7235 sec. 2.1."""
     body = token.rstrip(b"=")
     return bool(body) and not body.translate(None, _TOKEN68)
+
+
+def require_http_client(source: object) -> None:
+    """Raise :class:`ConfigurationError` now when ``source`` will need httpx and it is missing.
+
+    A :class:`RemoteJWKS` imports httpx on its first fetch; without this check a missing
+    install showed up only then, as a 500 on every request or a start-up that hung.
+    """
+    if not isinstance(source, RemoteJWKS):
+        return
+    try:
+        import httpx  # noqa: F401 (only whether it can be imported)
+    except ImportError:
+        raise ConfigurationError(
+            "RemoteJWKS needs httpx, which is not installed: pip install 'tokenward[client]'"
+        ) from None
 
 
 def needs_async(verifier: Verifier) -> bool:

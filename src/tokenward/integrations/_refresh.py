@@ -16,7 +16,8 @@ import logging
 import math
 import threading
 
-from tokenward.errors import ConfigurationError, TokenwardError
+from tokenward.errors import ConfigurationError
+from tokenward.integrations._bearer import require_http_client
 from tokenward.service import KeySource, RemoteJWKS
 
 __all__ = ["BackgroundKeyRefresh"]
@@ -28,7 +29,7 @@ class BackgroundKeyRefresh:
     """Load a key source, then keep it fresh from a daemon thread.
 
     >>> # refresher = BackgroundKeyRefresh(RemoteJWKS("https://auth.example/.well-known/jwks.json"))
-    >>> # refresher.start()   # raises JWKSFetchError when the first load fails
+    >>> # refresher.start()   # raises the first load's error (JWKSFetchError) at once
     >>> # ...                 # serve; refresher.stop() at shutdown
     """
 
@@ -37,6 +38,7 @@ class BackgroundKeyRefresh:
             raise ConfigurationError("BackgroundKeyRefresh needs a KeySource")
         if type(interval) not in (int, float) or not 0 < interval < math.inf:
             raise ConfigurationError("interval must be a positive number of seconds")
+        require_http_client(source)
         self.source = source
         self.interval = float(interval)
         self.checks = 0
@@ -86,7 +88,10 @@ class BackgroundKeyRefresh:
         if isinstance(source, RemoteJWKS):
             try:
                 await source.load()
-            except TokenwardError as exc:
+            # Any error, not only a TokenwardError: it is handed to start(), which raises
+            # it in the caller's thread. Left to end this thread, it left start() waiting
+            # for its whole timeout and then reporting a timeout instead of the cause.
+            except Exception as exc:  # noqa: BLE001 (re-raised by start)
                 self._error = exc
                 self._started.set()
                 await source.aclose()

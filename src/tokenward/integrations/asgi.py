@@ -12,6 +12,11 @@ Every ``http`` and ``websocket`` request must carry ``Authorization: Bearer <tok
 :mod:`tokenward.integrations._bearer`: 401 (``invalid_token``, or a bare challenge when
 no credentials were sent), 400 ``invalid_request``, 403 ``insufficient_scope``.
 
+A CORS preflight (``OPTIONS`` with ``Origin`` and ``Access-Control-Request-Method``)
+without credentials is passed through with ``scope["tokenward"] = None``: browsers send
+no credentials on a preflight, and it is not an API call. ``CORSMiddleware`` should
+still be outermost, so that refusals carry its headers too.
+
 A refused websocket gets the same HTTP answer when the server supports the
 ``websocket.http.response`` extension (uvicorn, Starlette's test client), and is
 otherwise closed before the handshake with code 1008 (policy violation) and the error
@@ -45,6 +50,7 @@ from tokenward.integrations._bearer import (
     Refusal,
     bearer_token,
     needs_async,
+    require_http_client,
 )
 from tokenward.service import AccessClaims, InsufficientScopeError, TokenService, Verifier
 
@@ -56,6 +62,8 @@ Send = Callable[[Message], Awaitable[None]]
 
 SCOPE_KEY = "tokenward"
 """Where the middleware puts the verified claims: ``scope["tokenward"]``."""
+VERIFIER_KEY = "tokenward.verifier"
+"""The verifier that checked a token read from the sliding cookie (see ``fastapi.py``)."""
 
 _log = logging.getLogger("tokenward.integrations")
 _TOKEN_CHARS = frozenset(
@@ -105,8 +113,9 @@ class SlidingConfig:
 
     On a sliding route (``paths`` patterns as in ``optional_paths``, or ``predicate(scope)``
     true), a request whose token is past half its life gets a fresh access token from
-    :meth:`TokenService.extend` in the response: in the ``header`` (default
-    ``X-Refreshed-Token``), or, in cookie mode (``cookie="name"``), in an ``HttpOnly``,
+    :meth:`TokenService.extend` in its response, if that is a success (2xx): in the
+    ``header`` (default ``X-Refreshed-Token``), or, in cookie mode (``cookie="name"``), in
+    an ``HttpOnly``,
     ``SameSite=Strict`` cookie (``Secure`` unless ``cookie_secure=False``, for
     ``http://localhost`` only) that the middleware also reads the token from when a
     request has no ``Authorization`` header. The fresh token never outlives the session's
@@ -149,6 +158,10 @@ class SlidingConfig:
             return True
         return self.predicate is not None and self.predicate(scope)
 
+    def due(self, claims: AccessClaims) -> bool:
+        """True when the token is past half its life (the only time one is extended)."""
+        return 2 * self.service.clock.now() >= claims.iat + claims.exp
+
     def fresh_token(self, claims: AccessClaims, token: bytes) -> tuple[bytes, bytes] | None:
         """The response header carrying a fresh token, or None (not yet half-way, capped)."""
         service = self.service
@@ -177,16 +190,32 @@ class SlidingConfig:
         return b"set-cookie", f"{self.cookie}={fresh}; {attributes}".encode()
 
 
-def _with_header(send: Send, header: tuple[bytes, bytes]) -> Send:
-    async def send_with_header(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            headers = [h for h in message.get("headers", ()) if h[0].lower() != b"cache-control"]
-            headers.append(header)
-            headers.append((b"cache-control", b"no-store"))
-            message = {**message, "headers": headers}
+def _sliding_send(send: Send, sliding: SlidingConfig, claims: AccessClaims, token: bytes) -> Send:
+    # The fresh token is minted when the response starts, and only for a success (2xx):
+    # a 404, a refused form or a failed handler is no activity worth extending a session.
+    async def send_with_fresh_token(message: Message) -> None:
+        if message["type"] == "http.response.start" and 200 <= message["status"] < 300:
+            header = sliding.fresh_token(claims, token)
+            if header is not None:
+                headers = [
+                    h for h in message.get("headers", ()) if h[0].lower() != b"cache-control"
+                ]
+                headers.append(header)
+                headers.append((b"cache-control", b"no-store"))
+                message = {**message, "headers": headers}
         await send(message)
 
-    return send_with_header
+    return send_with_fresh_token
+
+
+def _is_preflight(scope: Scope) -> bool:
+    # A CORS preflight: OPTIONS with Origin and Access-Control-Request-Method. The
+    # browser sends it without credentials (Fetch standard, "CORS-preflight request"), so
+    # refusing it for lack of a token would break every cross-origin call that needs one.
+    if scope["method"] != "OPTIONS":
+        return False
+    names = {name for name, _ in scope["headers"]}
+    return b"origin" in names and b"access-control-request-method" in names
 
 
 def _cookie_token(scope: Scope, name: bytes) -> bytes | None:
@@ -240,6 +269,7 @@ class TokenwardMiddleware:
             raise ConfigurationError("TokenwardMiddleware needs a tokenward Verifier")
         if sliding is not None and not isinstance(sliding, SlidingConfig):
             raise ConfigurationError("sliding must be a SlidingConfig")
+        require_http_client(verifier.keys)
         self.app = app
         self.verifier = verifier
         self._verify = verifier.verify
@@ -288,6 +318,10 @@ class TokenwardMiddleware:
                 return
             scopes = ()
         elif token is None:
+            if kind == "http" and _is_preflight(scope):
+                scope[SCOPE_KEY] = None  # Not an API call: CORSMiddleware answers it.
+                await self.app(scope, receive, send)
+                return
             await self._refuse(self._challenges.missing, scope, send)
             return
         try:
@@ -299,14 +333,22 @@ class TokenwardMiddleware:
                 except KeyNotFoundError:
                     claims = await self._verify_async(token, scopes=scopes)
         except (InvalidTokenError, InsufficientScopeError) as exc:
-            await self._refuse(self._challenges.for_error(exc, token), scope, send)
+            refusal = self._challenges.for_error(exc, token, from_header=value is not None)
+            await self._refuse(refusal, scope, send)
             return
         scope[SCOPE_KEY] = claims
+        if value is None:
+            # The token came from the sliding cookie: say who verified it, so that the
+            # FastAPI dependency may reuse the claims only if it holds the same verifier.
+            scope[VERIFIER_KEY] = self.verifier
         sliding = self._sliding
-        if sliding is not None and kind == "http" and sliding.applies(scope):
-            header = sliding.fresh_token(claims, token)
-            if header is not None:
-                send = _with_header(send, header)
+        if (
+            sliding is not None
+            and kind == "http"
+            and sliding.applies(scope)
+            and sliding.due(claims)
+        ):
+            send = _sliding_send(send, sliding, claims, token)
         await self.app(scope, receive, send)
 
     @staticmethod

@@ -16,8 +16,14 @@
 The dependency is an OAuth2 password-flow security scheme: it appears in the OpenAPI
 document (``components.securitySchemes``, and each operation's ``security`` with the
 scopes it asked for), so the interactive docs' *Authorize* button logs in at
-``token_url``. Scopes come from FastAPI's ``SecurityScopes``: those of every
-``Security(...)`` on the path are required together.
+``token_url`` (from the browser: only on the docs page's own origin, since the tokenward
+auth server sends no CORS headers). Scopes come from FastAPI's ``SecurityScopes``: those
+of every ``Security(...)`` on the path are required together. It serves websocket
+routes too.
+
+Under :class:`~tokenward.integrations.TokenwardMiddleware` in cookie mode, a request
+without an ``Authorization`` header is authenticated by the claims the middleware
+verified from its cookie, if it verified them with this dependency's own verifier.
 
 Refusals are :class:`fastapi.HTTPException` with the RFC 6750 ``WWW-Authenticate``
 challenge (401, 400 ``invalid_request``, 403 ``insufficient_scope``); the body is
@@ -33,11 +39,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from fastapi import HTTPException, Request
+from fastapi import HTTPException
 from fastapi.openapi.models import OAuth2 as OAuth2Model
 from fastapi.openapi.models import OAuthFlowPassword, OAuthFlows
 from fastapi.security import SecurityScopes
 from fastapi.security.base import SecurityBase
+from starlette.requests import HTTPConnection
 
 from tokenward.errors import ConfigurationError, InvalidTokenError
 from tokenward.integrations._bearer import (
@@ -46,8 +53,10 @@ from tokenward.integrations._bearer import (
     Refusal,
     header_token,
     needs_async,
+    require_http_client,
     verify,
 )
+from tokenward.integrations.asgi import SCOPE_KEY, VERIFIER_KEY
 from tokenward.service import AccessClaims, InsufficientScopeError, Verifier
 
 __all__ = ["TokenwardBearer", "require_token"]
@@ -74,6 +83,7 @@ class TokenwardBearer(SecurityBase):
     ) -> None:
         if not isinstance(verifier, Verifier):
             raise ConfigurationError("require_token needs a tokenward Verifier")
+        require_http_client(verifier.keys)
         self.verifier = verifier
         self.model = OAuth2Model(
             flows=OAuthFlows(
@@ -88,15 +98,26 @@ class TokenwardBearer(SecurityBase):
         self._async = needs_async(verifier)
         self._challenges = Challenges(realm)
 
+    # HTTPConnection, not Request: FastAPI passes it to http and websocket routes alike.
     async def __call__(
-        self, request: Request, security_scopes: SecurityScopes
+        self, connection: HTTPConnection, security_scopes: SecurityScopes
     ) -> AccessClaims | None:
         """The verified claims; None without credentials when ``auto_error`` is False."""
+        scope = connection.scope
         try:
-            token = header_token(request.scope["headers"])
+            token = header_token(scope["headers"])
         except InvalidRequestError:
             raise _http_error(self._challenges.invalid_request) from None
         if token is None:
+            claims = scope.get(SCOPE_KEY)
+            # TokenwardMiddleware verified a token from its sliding cookie. Its claims are
+            # reused only when it verified them with this very verifier (the same keys,
+            # issuer, audience and deny list); the middleware alone sets both keys.
+            if isinstance(claims, AccessClaims) and scope.get(VERIFIER_KEY) is self.verifier:
+                refusal = self._challenges.scope_refusal(claims, security_scopes.scopes)
+                if refusal is not None:
+                    raise _http_error(refusal)
+                return claims
             if not self.auto_error:
                 return None
             raise _http_error(self._challenges.missing)

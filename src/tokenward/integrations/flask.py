@@ -36,7 +36,13 @@ from typing import Any, TypeVar, overload
 from flask import Flask, Response, current_app, g, request
 
 from tokenward.errors import ConfigurationError, InvalidTokenError
-from tokenward.integrations._bearer import Challenges, InvalidRequestError, Refusal, bearer_token
+from tokenward.integrations._bearer import (
+    Challenges,
+    InvalidRequestError,
+    Refusal,
+    bearer_token,
+    require_http_client,
+)
 from tokenward.integrations._refresh import BackgroundKeyRefresh
 from tokenward.service import AccessClaims, InsufficientScopeError, Verifier
 
@@ -74,6 +80,7 @@ class Tokenward:
             self.verifier = verifier
         if not isinstance(self.verifier, Verifier):
             raise ConfigurationError("Tokenward needs a tokenward Verifier")
+        require_http_client(self.verifier.keys)
         if not len(self.verifier.keys.key_set):
             _log.warning(
                 "the verifier has no keys yet; Flask never fetches keys during a request, "

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 import pytest
 
@@ -19,7 +22,7 @@ from tokenward.service import (
     TokenService,
     UserService,
 )
-from tokenward.stores.base import UserExistsError, UserStore
+from tokenward.stores.base import UserExistsError, UserRecord, UserStore
 from tokenward.testing import FrozenClock
 
 FAST = Argon2Parameters(time_cost=1, memory_cost=8, parallelism=1)
@@ -121,6 +124,84 @@ async def test_throttle_per_address(users: UserService) -> None:
     await users.login("ada", PASSWORD, client=Client(ip="127.0.0.8"))
 
 
+async def _race_then_exhaust(
+    users: UserService, attempt: Callable[[int], Awaitable[object]], limit: int
+) -> None:
+    """20 wrong passwords at once, then one at a time until throttled: ``limit`` of all
+    of them are checked. (Racing attempts may be refused a little early, never late.)"""
+    raced = await asyncio.gather(*(attempt(i) for i in range(20)), return_exceptions=True)
+    checked = sum(isinstance(r, InvalidCredentialsError) for r in raced)
+    assert all(isinstance(r, InvalidCredentialsError | LoginThrottledError) for r in raced)
+    assert 1 <= checked <= limit
+    for i in range(20, 20 + limit - checked):
+        with pytest.raises(InvalidCredentialsError):
+            await attempt(i)
+    with pytest.raises(LoginThrottledError):
+        await attempt(99)
+
+
+async def test_concurrent_logins_stop_at_the_account_limit(users: UserService) -> None:
+    # Each attempt used to read the count before any of them had failed: all 20 were
+    # checked. Only per_account (3) passwords may be tried per window.
+    await users.create_user("ada", PASSWORD)
+    await _race_then_exhaust(users, lambda _: users.login("ada", "wrong password!!"), 3)
+    with pytest.raises(LoginThrottledError):
+        await users.login("ada", PASSWORD)
+
+
+async def test_concurrent_logins_stop_at_the_address_limit(users: UserService) -> None:
+    address = Client(ip="127.0.0.7")
+    await _race_then_exhaust(
+        users, lambda i: users.login(f"user{i}", "wrong password!!", client=address), 5
+    )
+    with pytest.raises(LoginThrottledError):
+        await users.login("user99", PASSWORD, client=address)
+
+
+async def test_logins_in_flight_from_an_address_throttle_for_a_second(
+    users: UserService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    address = Client(ip="127.0.0.7")
+    waiting, release = asyncio.Semaphore(0), asyncio.Event()
+    get_user = users.store.get_user
+
+    async def held(username: str) -> UserRecord | None:
+        if username != "user5":  # Holds the five in flight, lets a sixth through.
+            waiting.release()
+            await release.wait()
+        return await get_user(username)
+
+    monkeypatch.setattr(users.store, "get_user", held)
+    in_flight = [
+        asyncio.create_task(users.login(f"user{i}", "wrong password!!", client=address))
+        for i in range(5)
+    ]
+    for _ in in_flight:  # All five are past the throttle, before their password check.
+        await waiting.acquire()
+    with pytest.raises(LoginThrottledError) as caught:  # No failure stored yet.
+        await users.login("user5", "wrong password!!", client=address)
+    assert caught.value.retry_after == 1
+    release.set()
+    for attempt in in_flight:
+        with pytest.raises(InvalidCredentialsError):
+            await attempt
+    with pytest.raises(LoginThrottledError) as caught:
+        await users.login("user5", "wrong password!!", client=address)
+    assert caught.value.retry_after == 900
+
+
+async def test_successful_logins_do_not_count_against_the_address(users: UserService) -> None:
+    address = Client(ip="127.0.0.7")
+    for i in range(5):
+        await users.create_user(f"user{i}", PASSWORD)
+    await asyncio.gather(*(users.login(f"user{i}", PASSWORD, client=address) for i in range(5)))
+    for i in range(5):  # All five failures the address is allowed are still there.
+        with pytest.raises(InvalidCredentialsError):
+            await users.login(f"user{i}", "wrong password!!", client=address)
+    with pytest.raises(LoginThrottledError):
+        await users.login("user0", PASSWORD, client=address)
+
+
 async def test_success_clears_account_failures(users: UserService) -> None:
     await users.create_user("ada", PASSWORD)
     for _ in range(2):
@@ -145,17 +226,93 @@ async def test_set_password_revokes_sessions(users: UserService, clock: FrozenCl
     await users.login("ada", "a brand new passphrase")
 
 
+def _stronger(users: UserService) -> UserService:
+    """The same accounts under stronger argon2 parameters: its logins rehash."""
+    return UserService(users.store, users.tokens, hasher=PasswordHasher(Argon2Parameters(2, 16, 1)))
+
+
 async def test_rehash_when_parameters_change(users: UserService) -> None:
     created = await users.create_user("ada", PASSWORD)
-    stronger = UserService(
-        users.store, users.tokens, hasher=PasswordHasher(Argon2Parameters(2, 16, 1))
-    )
+    stronger = _stronger(users)
     await stronger.login("ada", PASSWORD)
     updated = await users.get_user("ada")
     assert updated is not None
     assert updated.password_hash != created.password_hash
     assert "m=16,t=2,p=1" in updated.password_hash
     await stronger.login("ada", PASSWORD)
+
+
+async def _change_during_login(
+    users: UserService,
+    monkeypatch: pytest.MonkeyPatch,
+    login: Callable[[], Coroutine[Any, Any, object]],
+    change: Callable[[], Awaitable[object]],
+) -> object:
+    """Run ``change`` to completion after ``login`` has checked the password (it holds the
+    login where it clears the account's failures), then let the login finish."""
+    checked, resume = asyncio.Event(), asyncio.Event()
+    clear_failures = users.store.clear_failures
+
+    async def held(key: str) -> None:
+        checked.set()
+        await resume.wait()
+        await clear_failures(key)
+
+    monkeypatch.setattr(users.store, "clear_failures", held)
+    attempt = asyncio.create_task(login())
+    await checked.wait()
+    await change()
+    resume.set()
+    return await attempt
+
+
+CHANGES = [
+    pytest.param(lambda u: u.set_password("ada", "a brand new passphrase"), id="password"),
+    pytest.param(lambda u: u.set_disabled("ada"), id="disabled"),
+]
+
+
+@pytest.mark.parametrize("rehash", [False, True], ids=["same-hash", "rehash"])
+@pytest.mark.parametrize("change", CHANGES)
+async def test_password_change_or_disable_during_login_wins(
+    users: UserService,
+    monkeypatch: pytest.MonkeyPatch,
+    change: Callable[[UserService], Awaitable[object]],
+    rehash: bool,
+) -> None:
+    # The login used to write back the record it read before argon2 ran (undoing the
+    # change), and to issue a session after the change had revoked the user's sessions.
+    created = await users.create_user("ada", PASSWORD)
+    stronger = _stronger(users)
+    logging_in = stronger if rehash else users
+    with pytest.raises(InvalidCredentialsError):
+        await _change_during_login(
+            users, monkeypatch, lambda: logging_in.login("ada", PASSWORD), lambda: change(users)
+        )
+    assert await users.tokens.list_sessions(created.sub) == []
+    monkeypatch.undo()
+    with pytest.raises(InvalidCredentialsError):
+        await logging_in.login("ada", PASSWORD)
+    stored = await users.get_user("ada")
+    assert stored is not None
+    assert stored.password_hash != created.password_hash or stored.disabled
+
+
+async def test_scope_change_during_rehashing_login_is_kept(
+    users: UserService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    created = await users.create_user("ada", PASSWORD, scopes=["read"])
+    stronger = _stronger(users)
+    await _change_during_login(
+        users,
+        monkeypatch,
+        lambda: stronger.login("ada", PASSWORD),
+        lambda: users.set_scopes("ada", ["read", "write"], admin=True),
+    )
+    stored = await users.get_user("ada")
+    assert stored is not None
+    assert (stored.scopes, stored.admin) == (("read", "write"), True)
+    assert stored.password_hash == created.password_hash  # Rehashed at the next login.
 
 
 async def test_nothing_secret_in_audit_log(

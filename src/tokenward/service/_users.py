@@ -2,9 +2,17 @@
 
 Login answers one error for a wrong password, an unknown user and a disabled account
 (:class:`InvalidCredentialsError`), and spends the same argon2 time on each. Failures
-are counted per account and per client address in the store, so several server
-processes throttle as one; past the limit the answer is :class:`LoginThrottledError`
-with the seconds until the window ends (the HTTP layer's ``Retry-After``).
+are counted per account and per client address in the store; past the limit the answer
+is :class:`LoginThrottledError` with the seconds until the window ends (the HTTP layer's
+``Retry-After``).
+
+Logins that run at the same time must not all pass the check before any has failed.
+Per account the bound is exact across server processes: an attempt is counted as a
+failure (one atomic store operation) before its password is checked, and a success
+clears the account's count as it always did. Per address a success must not count, and
+the store has no way to take a failure back, so each process counts its own attempts in
+flight per address on top of the stored failures: exact in one process, and with N
+processes up to N times the attempts left in the window can be checked at once.
 """
 
 from __future__ import annotations
@@ -13,8 +21,10 @@ import asyncio
 import logging
 import re
 import secrets
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import NoReturn
 
 from tokenward.errors import ConfigurationError
 from tokenward.service._errors import (
@@ -46,6 +56,11 @@ class ThrottlePolicy:
             raise ConfigurationError("throttle window and limits must be positive")
 
 
+def _superseded(current: UserRecord, password_hash: str) -> bool:
+    """Whether a password checked against ``password_hash`` no longer admits ``current``."""
+    return current.password_hash != password_hash or current.disabled
+
+
 def _check_scopes(scopes: Sequence[str]) -> tuple[str, ...]:
     if isinstance(scopes, str) or not all(
         isinstance(s, str) and _SCOPE.fullmatch(s) for s in scopes
@@ -69,6 +84,8 @@ class UserService:
         self.tokens = tokens
         self.hasher = hasher or PasswordHasher()
         self.throttle = throttle or ThrottlePolicy()
+        # Logins of this process whose outcome is not yet counted, per address key.
+        self._in_flight: Counter[str] = Counter()
 
     async def create_user(
         self, username: str, password: str, *, scopes: Sequence[str] = (), admin: bool = False
@@ -108,15 +125,41 @@ class UserService:
         self, username: str, password: str, *, address: str | None
     ) -> UserRecord:
         """Check a password under the throttle; return the account or raise."""
+        address_key = "addr:" + address if address else None
+        if address_key is None:
+            return await self._authenticate(username, password, None, 0)
+        # Taken before the first await, so that attempts started together see each
+        # other: this one's position among the address's attempts in flight.
+        self._in_flight[address_key] += 1
+        try:
+            ticket = self._in_flight[address_key]
+            return await self._authenticate(username, password, address_key, ticket)
+        finally:
+            self._in_flight[address_key] -= 1
+            if not self._in_flight[address_key]:
+                del self._in_flight[address_key]
+
+    async def _authenticate(
+        self, username: str, password: str, address_key: str | None, ticket: int
+    ) -> UserRecord:
         now = self.tokens.clock.now()
-        keys = [("acct:" + username, self.throttle.per_account)]
-        if address:
-            keys.append(("addr:" + address, self.throttle.per_address))
-        for key, limit in keys:
-            count, ends = await self.store.failures(key, now=now)
-            if count >= limit:
-                _audit.warning("login_throttled", extra={"key_kind": key.split(":", 1)[0]})
-                raise LoginThrottledError("too many failed logins", retry_after=max(ends - now, 1))
+        window = self.throttle.window
+        if address_key is not None:
+            # Every attempt in flight may yet fail: count it with the stored failures.
+            # One whose failure is stored while this read runs is counted twice, so
+            # racing attempts can be refused a little early, never let through. When
+            # only attempts in flight are in the way, retrying in a second may succeed.
+            count, ends = await self.store.failures(address_key, now=now)
+            limit = self.throttle.per_address
+            if count + ticket > limit:
+                self._throttled("addr", ends if count >= limit else now, now)
+        account_key = "acct:" + username
+        # Counted before the check, so concurrent attempts on any process take distinct
+        # counts from the store's atomic increment; a success clears it below.
+        if await self.store.record_failure(account_key, now=now, window=window) > (
+            self.throttle.per_account
+        ):
+            self._throttled("acct", (await self.store.failures(account_key, now=now))[1], now)
         user = await self.store.get_user(username) if _USERNAME.fullmatch(username) else None
         # argon2 takes tens of milliseconds and releases the GIL: run it off the event
         # loop so one login does not stall every other request.
@@ -124,16 +167,35 @@ class UserService:
             self.hasher.verify, user.password_hash if user else None, password
         )
         if user is None or not ok or user.disabled:
-            for key, _ in keys:
-                await self.store.record_failure(key, now=now, window=self.throttle.window)
+            if address_key is not None:
+                await self.store.record_failure(address_key, now=now, window=window)
             _audit.warning("login_failed", extra={"sub": user.sub if user else None})
             raise InvalidCredentialsError("invalid username or password")
-        await self.store.clear_failures(keys[0][0])
+        await self.store.clear_failures(account_key)
         if self.hasher.needs_rehash(user.password_hash):
             rehashed = await asyncio.to_thread(self.hasher.hash, password)
+            # Write over the record the password was checked against only: a password
+            # change, disable or scope change made meanwhile wins. UserStore has no
+            # compare-and-set, so a change landing between this read and the write below
+            # is still lost; that window is one store round trip, not an argon2 run.
+            current = await self.store.get_user(username)
+            if current is None or _superseded(current, user.password_hash):
+                self._refuse_superseded(user)
+            if current != user:
+                return current  # Scopes changed: keep them; rehash at the next login.
             user = replace(user, password_hash=rehashed, updated_at=now)
             await self.store.update_user(user)
         return user
+
+    @staticmethod
+    def _throttled(kind: str, ends: float, now: float) -> NoReturn:
+        _audit.warning("login_throttled", extra={"key_kind": kind})
+        raise LoginThrottledError("too many failed logins", retry_after=max(ends - now, 1))
+
+    @staticmethod
+    def _refuse_superseded(user: UserRecord) -> NoReturn:
+        _audit.warning("login_superseded", extra={"sub": user.sub})
+        raise InvalidCredentialsError("invalid username or password")
 
     async def login(
         self,
@@ -164,6 +226,13 @@ class UserService:
             client=client,
             claims={"preferred_username": user.username},
         )
+        # A password change or disable revokes the sessions that exist when it is done,
+        # and this one may have been issued just after. Either its revocation came after
+        # the issue and took this session, or its write came before this read.
+        current = await self.store.get_user(user.username)
+        if current is None or _superseded(current, user.password_hash):
+            await self.tokens.revoke_session(pair.sid, reason="login_superseded")
+            self._refuse_superseded(user)
         _audit.info("login_succeeded", extra={"sub": user.sub, "sid": pair.sid})
         return pair
 

@@ -6,9 +6,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 
 from tests.server.conftest import PASSWORD, bearer, login, refresh, serve, state_of
+from tokenward.errors import ConfigurationError
 from tokenward.jose import jwt
 from tokenward.server import Settings, create_app
 from tokenward.server._background import Housekeeper
@@ -179,3 +181,14 @@ async def test_a_store_passed_in_is_left_open(
         assert len(await store.list_keys()) == 1
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("key_interval", [0.0, SIGNING_LAG / 2 + 1])
+def test_key_interval_must_leave_room_within_the_signing_lag(
+    settings: Settings, clock: FrozenClock, key_interval: float
+) -> None:
+    # Retired keys stay published SIGNING_LAG past their tokens: an instance must reload
+    # its keys well within that.
+    with pytest.raises(ConfigurationError):
+        create_app(settings, store=MemoryStore(), clock=clock, key_interval=key_interval)
+    create_app(settings, store=MemoryStore(), clock=clock, key_interval=SIGNING_LAG / 2)

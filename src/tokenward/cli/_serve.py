@@ -86,8 +86,9 @@ def register(commands: Subparsers) -> None:
 
 
 def _url(host: str, port: int) -> str:
-    shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}"
+    from tokenward.server._config import http_url  # The server extra is imported late.
+
+    return http_url(host, port)
 
 
 def add_user_command(settings: Settings, config: str | None) -> str:

@@ -28,7 +28,7 @@ from tokenward.service import (
 )
 from tokenward.stores import Store
 
-__all__ = ["ClientConfig", "Services", "SettingError", "Settings", "open_services"]
+__all__ = ["ClientConfig", "Services", "SettingError", "Settings", "http_url", "open_services"]
 
 _HEX64_LOWER = re.compile(r"[0-9a-f]{64}")
 _VSCHAR = re.compile(r"[\x20-\x7e]+")
@@ -138,7 +138,7 @@ class Settings:
     def __post_init__(self) -> None:
         _check_numbers(self)
         if not self.issuer:
-            issuer = _default_issuer(self.host, self.port)
+            issuer = http_url(self.host, self.port)
             problem = _issuer_problem(issuer)
             if problem:
                 raise SettingError("host", f"makes no valid default issuer ({problem}); set issuer")
@@ -283,9 +283,15 @@ def _check_numbers(settings: Settings) -> None:
             raise SettingError(name, "must be a finite number")
 
 
-def _default_issuer(host: str, port: int) -> str:
-    # RFC 3986 sec. 3.2.2: an IPv6 address in a URL is in brackets; RFC 6874: a zone
-    # identifier's "%" is percent-encoded.
+def http_url(host: str, port: int) -> str:
+    """``http://host:port``, the default issuer and the address ``serve`` prints.
+
+    RFC 3986 sec. 3.2.2: an IPv6 address in a URL is in brackets; RFC 6874: a zone
+    identifier's "%" is percent-encoded.
+
+    >>> http_url("::1", 8000)
+    'http://[::1]:8000'
+    """
     if ":" in host and not host.startswith("["):
         host = "[" + host.replace("%", "%25") + "]"
     return f"http://{host}:{port}"
